@@ -1,0 +1,49 @@
+// Shared header of the optimizer kernels: step values, work table and the common bindings.
+
+const WORKGROUP_SIZE: u32 = 256u;
+
+// Values of one recorded step; mirrored by `StepUniform` in src/kernel.rs.
+struct StepUniform {
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    // 1 - beta1 and 1 - beta2, rounded once from f64 on the host.
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+    weight_decay: f32,
+    n_chunks: u32,
+}
+
+// One workgroup's elements: start..end of one tensor; mirrored by `Chunk` in src/layout.rs.
+struct Chunk {
+    tensor: u32,
+    start: u32,
+    end: u32,
+    pad: u32,
+}
+
+// Per-tensor values of one step; mirrored by `TensorStep` in src/kernel.rs.
+struct TensorStep {
+    active: u32,
+    // lr / (1 - beta1^t), from f64 on the host.
+    step_size: f32,
+    // sqrt(1 - beta2^t), from f64 on the host.
+    bc2_sqrt: f32,
+    first: u32,
+}
+
+@group(0) @binding(0) var<uniform> cfg: StepUniform;
+
+@group(0) @binding(1) var<storage, read> chunks: array<Chunk>;
+
+@group(0) @binding(2) var<storage, read> tensors: array<TensorStep>;
+
+@group(0) @binding(3) var<storage, read> grads: array<f32>;
+
+@group(0) @binding(4) var<storage, read_write> params: array<f32>;
+
+// Chunk of this workgroup; dispatches are 2-D when there are more than 65,535 chunks.
+fn chunk_index(wid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return wid.x + wid.y * groups.x;
+}

@@ -1,0 +1,212 @@
+//! The CPU reference: the same optimizers on ndarray, with the same arithmetic in the same
+//! order as the shaders, run in parallel over the same chunks.
+//!
+//! It is the oracle of the tests and the CPU side of every benchmark.
+
+mod adam;
+mod gd;
+mod momentum;
+
+use std::sync::Arc;
+
+use ndarray::{Array1, ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
+use rayon::prelude::*;
+
+use crate::kernel::TensorStep;
+use crate::layout::{Chunk, Layout, TensorInfo};
+use crate::{Error, Result};
+
+pub use adam::Adam;
+pub use gd::Gd;
+pub use momentum::Momentum;
+
+/// An optimizer whose state lives in host memory beside a [`ParamSet`].
+pub trait Optimizer {
+    /// Applies one update to every tensor of `set` that has a gradient.
+    fn step(&mut self, set: &mut ParamSet) -> Result<()>;
+
+    /// The learning rate used by the next step.
+    fn learning_rate(&self) -> f64;
+
+    /// Changes the learning rate for the steps from now on.
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()>;
+
+    /// How many updates each tensor has received.
+    fn step_counts(&self) -> &[u64];
+}
+
+/// Named tensors of parameters and gradients in two host arenas, laid out exactly like the
+/// GPU [`crate::ParamSet`] built from the same [`Layout`].
+#[derive(Clone, Debug)]
+pub struct ParamSet {
+    layout: Arc<Layout>,
+    params: Array1<f32>,
+    grads: Array1<f32>,
+    has_grad: Vec<bool>,
+}
+
+impl ParamSet {
+    /// Zeroed parameters and gradients for `layout`.
+    pub fn new(layout: Layout) -> Self {
+        let n = layout.arena_len();
+        let has_grad = vec![true; layout.tensors().len()];
+        Self {
+            layout: Arc::new(layout),
+            params: Array1::zeros(n),
+            grads: Array1::zeros(n),
+            has_grad,
+        }
+    }
+
+    /// Tensor names, shapes and places.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The tensor called `name`.
+    pub fn tensor(&self, name: &str) -> Result<&TensorInfo> {
+        self.layout.tensor(name)
+    }
+
+    /// Sets a tensor's parameters.
+    pub fn upload(&mut self, name: &str, values: ArrayViewD<'_, f32>) -> Result<()> {
+        copy_in(&self.layout, &mut self.params, name, values)
+    }
+
+    /// Sets a tensor's gradient.
+    pub fn upload_grad(&mut self, name: &str, values: ArrayViewD<'_, f32>) -> Result<()> {
+        copy_in(&self.layout, &mut self.grads, name, values)
+    }
+
+    /// A copy of a tensor's parameters, in its shape.
+    pub fn download(&self, name: &str) -> Result<ArrayD<f32>> {
+        Ok(self.param(name)?.to_owned())
+    }
+
+    /// A view of a tensor's parameters, in its shape.
+    pub fn param(&self, name: &str) -> Result<ArrayViewD<'_, f32>> {
+        let t = self.layout.tensor(name)?;
+        let slice = &self.params.as_slice().unwrap_or(&[])[t.range()];
+        ArrayViewD::from_shape(IxDyn(t.shape()), slice).map_err(|e| Error::Readback(e.to_string()))
+    }
+
+    /// A mutable view of a tensor's gradient, in its shape, for a backward pass to fill.
+    pub fn grad_mut(&mut self, name: &str) -> Result<ArrayViewMutD<'_, f32>> {
+        let t = self.layout.tensor(name)?.clone();
+        let slice = &mut self.grads.as_slice_mut().unwrap_or(&mut [])[t.range()];
+        ArrayViewMutD::from_shape(IxDyn(t.shape()), slice)
+            .map_err(|e| Error::Readback(e.to_string()))
+    }
+
+    /// The parameter arena, padding included.
+    pub fn params(&self) -> &Array1<f32> {
+        &self.params
+    }
+
+    /// The gradient arena, padding included.
+    pub fn grads(&self) -> &Array1<f32> {
+        &self.grads
+    }
+
+    /// The gradient arena, for filling in place.
+    pub fn grads_mut(&mut self) -> &mut Array1<f32> {
+        &mut self.grads
+    }
+
+    /// Says whether the tensor `name` has a gradient in the coming steps.
+    pub fn set_has_grad(&mut self, name: &str, has_grad: bool) -> Result<()> {
+        let index = self.layout.index_of(name)?;
+        self.has_grad[index] = has_grad;
+        Ok(())
+    }
+
+    /// Marks every tensor as having (or not having) a gradient.
+    pub fn set_all_have_grad(&mut self, has_grad: bool) {
+        self.has_grad.fill(has_grad);
+    }
+
+    /// Per-tensor gradient flags, in layout order.
+    pub fn has_grad(&self) -> &[bool] {
+        &self.has_grad
+    }
+
+    /// L2 norm of all gradients, summed in f64.
+    pub fn grad_norm(&self) -> f64 {
+        let grads = self.grads.as_slice().unwrap_or(&[]);
+        self.layout
+            .chunks()
+            .par_iter()
+            .map(|c| {
+                grads[c.start as usize..c.end as usize]
+                    .iter()
+                    .map(|&g| g as f64 * g as f64)
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            .sqrt()
+    }
+}
+
+fn copy_in(
+    layout: &Layout,
+    arena: &mut Array1<f32>,
+    name: &str,
+    values: ArrayViewD<'_, f32>,
+) -> Result<()> {
+    let t = layout.tensor(name)?;
+    if values.len() != t.len() {
+        return Err(Error::LengthMismatch {
+            tensor: name.to_owned(),
+            expected: t.len(),
+            actual: values.len(),
+        });
+    }
+    for (dst, src) in arena.slice_mut(ndarray::s![t.range()]).iter_mut().zip(values.iter()) {
+        *dst = *src;
+    }
+    Ok(())
+}
+
+/// Cuts each of `N` arenas into the chunks of `layout`, so chunks can be updated in parallel.
+fn split_chunks<'a, const N: usize>(
+    mut arenas: [&'a mut [f32]; N],
+    chunks: &[Chunk],
+) -> Vec<[&'a mut [f32]; N]> {
+    let mut parts = Vec::with_capacity(chunks.len());
+    let mut base = 0usize;
+    for c in chunks {
+        let skip = c.start as usize - base;
+        let len = (c.end - c.start) as usize;
+        parts.push(arenas.each_mut().map(|arena| {
+            let (_, rest) = std::mem::take(arena).split_at_mut(skip);
+            let (part, rest) = rest.split_at_mut(len);
+            *arena = rest;
+            part
+        }));
+        base = c.end as usize;
+    }
+    parts
+}
+
+/// Runs `update` over every chunk of an active tensor, in parallel, with the chunk's slice of
+/// the gradients and of each of the `N` arenas (parameters first, then state).
+fn for_each_chunk<const N: usize>(
+    layout: &Layout,
+    table: &[TensorStep],
+    grads: &Array1<f32>,
+    arenas: [&mut Array1<f32>; N],
+    update: impl Fn(&TensorStep, &[f32], [&mut [f32]; N]) + Sync,
+) {
+    let grads = grads.as_slice().unwrap_or(&[]);
+    let arenas = arenas.map(|a| a.as_slice_mut().unwrap_or(&mut []));
+    let chunks = layout.chunks();
+    split_chunks(arenas, chunks)
+        .into_par_iter()
+        .zip(chunks.par_iter())
+        .for_each(|(parts, c)| {
+            let t = &table[c.tensor as usize];
+            if t.active != 0 {
+                update(t, &grads[c.start as usize..c.end as usize], parts);
+            }
+        });
+}

@@ -1,0 +1,82 @@
+//! The crate's one error type.
+
+/// Everything that can go wrong in a fallible call of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No wgpu adapter was found (or none matched `WGPU_ADAPTER_NAME`).
+    #[error(
+        "no GPU adapter found{detail}; on Linux without a GPU install Mesa's software drivers \
+         (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1` for lavapipe, \
+         `libegl1-mesa` for llvmpipe GL)"
+    )]
+    NoAdapter {
+        /// What was asked for, if anything narrowed the search.
+        detail: String,
+    },
+
+    /// The adapter refused to create a device.
+    #[error("could not create a device on adapter {adapter}: {source}")]
+    RequestDevice {
+        /// Adapter name.
+        adapter: String,
+        /// What wgpu reported.
+        source: wgpu::RequestDeviceError,
+    },
+
+    /// A request goes past what the device can hold or index.
+    #[error("{what} needs {requested}, but the device allows at most {limit}")]
+    LimitExceeded {
+        /// The quantity that is too large.
+        what: &'static str,
+        /// How much was requested.
+        requested: u64,
+        /// The device's limit.
+        limit: u64,
+    },
+
+    /// Data handed in does not have the length of the tensor it is meant for.
+    #[error("tensor `{tensor}` has {expected} elements, got {actual}")]
+    LengthMismatch {
+        /// Tensor name.
+        tensor: String,
+        /// Elements in the tensor.
+        expected: usize,
+        /// Elements supplied.
+        actual: usize,
+    },
+
+    /// A hyperparameter is outside its valid range.
+    #[error("invalid hyperparameter {name} = {value}: {reason}")]
+    InvalidHyperparameter {
+        /// Field name, as in the config struct.
+        name: &'static str,
+        /// The rejected value.
+        value: f64,
+        /// The rule it breaks.
+        reason: &'static str,
+    },
+
+    /// No tensor of that name is in the set.
+    #[error("no tensor named `{0}` in the parameter set")]
+    UnknownTensor(String),
+
+    /// Two tensors were given the same name.
+    #[error("tensor name `{0}` is used twice")]
+    DuplicateTensor(String),
+
+    /// A tensor of length zero has no buffer range to bind.
+    #[error("tensor `{0}` has no elements, so it has no buffer range")]
+    EmptyTensor(String),
+
+    /// An optimizer was stepped with a parameter set other than the one it was built for.
+    #[error("the optimizer was built for another parameter set")]
+    WrongParamSet,
+
+    /// Reading a buffer back from the device failed.
+    #[error("reading back from the device failed: {0}")]
+    Readback(String),
+}
+
+/// Shorthand for `Result<T, wgpu_optim::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,325 @@
+//! Plumbing shared by the optimizer kernels: step values, the ring that keeps each recorded
+//! step's values apart, pipeline creation and dispatch geometry.
+
+use wgpu::util::DeviceExt;
+
+use crate::{Error, ParamSet, Result};
+
+/// Smallest size given to a buffer that may be bound, so empty sets still bind.
+pub(crate) const MIN_BINDING: u64 = 256;
+
+/// Steps that may be recorded before one submit, at most; see [`crate::Optimizer::step`].
+pub const STEPS_IN_FLIGHT: usize = 64;
+
+/// Byte budget of one optimizer's ring of per-tensor step tables.
+const TABLE_RING_BUDGET: u64 = 64 << 20;
+
+/// Values of one recorded step, shared by every element; mirrors `StepUniform` in
+/// `shaders/common.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct StepUniform {
+    /// Learning rate.
+    pub lr: f32,
+    /// First decay rate (Adam beta1, momentum beta).
+    pub beta1: f32,
+    /// Second decay rate (Adam beta2).
+    pub beta2: f32,
+    /// Adam's eps.
+    pub eps: f32,
+    /// `1 - beta1`, rounded once from f64.
+    pub one_minus_beta1: f32,
+    /// `1 - beta2`, rounded once from f64.
+    pub one_minus_beta2: f32,
+    /// Weight decay.
+    pub weight_decay: f32,
+    /// Number of chunks in the work table.
+    pub n_chunks: u32,
+}
+
+/// Per-tensor values of one recorded step; mirrors `TensorStep` in `shaders/common.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct TensorStep {
+    /// 1 if the tensor has a gradient this step, else 0 (it is then left untouched).
+    pub active: u32,
+    /// Adam's `lr / (1 - beta1^t)`, from f64.
+    pub step_size: f32,
+    /// Adam's `sqrt(1 - beta2^t)`, from f64.
+    pub bc2_sqrt: f32,
+    /// 1 on the tensor's first step, else 0.
+    pub first: u32,
+}
+
+/// `1 - x` in f64, rounded once to f32.
+pub(crate) fn one_minus(x: f64) -> f32 {
+    (1.0 - x) as f32
+}
+
+/// Creates a read-only storage buffer holding `data` (at least [`MIN_BINDING`] bytes).
+pub(crate) fn storage_from_slice<T: bytemuck::Pod>(
+    ctx: &crate::Context,
+    label: &str,
+    data: &[T],
+) -> wgpu::Buffer {
+    let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
+    bytes.resize(bytes.len().max(MIN_BINDING as usize), 0);
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: &bytes,
+            usage: wgpu::BufferUsages::STORAGE,
+        })
+}
+
+/// Creates a zeroed state buffer with the arena's size.
+pub(crate) fn state_buffer(set: &ParamSet, label: &str) -> wgpu::Buffer {
+    set.context().device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: set.param_buffer().size(),
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    })
+}
+
+/// Workgroup counts (x, y) covering `n` chunks within the per-dimension limit.
+pub(crate) fn dispatch_size(n: u32, max_per_dim: u32) -> (u32, u32) {
+    if n == 0 {
+        return (0, 0);
+    }
+    let x = n.min(max_per_dim);
+    (x, n.div_ceil(x))
+}
+
+fn storage_entry(binding: u32, read_only: bool, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: dynamic,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// One optimizer's compiled kernel, its bind group and its ring of step slots, all created
+/// once; recording a step only writes the slot's values and encodes one dispatch.
+#[derive(Debug)]
+pub(crate) struct StepKernel {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    uniforms: wgpu::Buffer,
+    tables: wgpu::Buffer,
+    uniform_stride: u64,
+    table_stride: u64,
+    slots: usize,
+    next_slot: usize,
+    dispatch: (u32, u32),
+    n_chunks: u32,
+    set_id: u64,
+}
+
+impl StepKernel {
+    /// Compiles `source` and binds it to `set` and the optimizer's `state` buffers
+    /// (bindings 5, 6, ... in order).
+    pub fn new(
+        set: &ParamSet,
+        label: &str,
+        source: &str,
+        state: &[&wgpu::Buffer],
+    ) -> Result<Self> {
+        let ctx = set.context();
+        let device = ctx.device();
+        let limits = ctx.limits();
+        let n_tensors = set.layout().tensors().len().max(1) as u64;
+        let n_chunks = set.layout().chunks().len() as u32;
+
+        let align_u = limits.min_uniform_buffer_offset_alignment as u64;
+        let align_s = limits.min_storage_buffer_offset_alignment as u64;
+        let uniform_stride = (std::mem::size_of::<StepUniform>() as u64).next_multiple_of(align_u);
+        let table_bytes = n_tensors * std::mem::size_of::<TensorStep>() as u64;
+        let table_stride = table_bytes.next_multiple_of(align_s);
+        if table_stride > limits.max_storage_buffer_binding_size {
+            return Err(Error::LimitExceeded {
+                what: "per-step tensor table bytes",
+                requested: table_stride,
+                limit: limits.max_storage_buffer_binding_size,
+            });
+        }
+        let slots = (TABLE_RING_BUDGET / table_stride).clamp(2, STEPS_IN_FLIGHT as u64) as usize;
+
+        // Buffers: a ring of uniform slots and a ring of per-tensor tables, one slot a step.
+        let ring = |label, size| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::UNIFORM
+                    | wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
+        let uniforms = ring("wgpu-optim step uniforms", uniform_stride * slots as u64);
+        let tables = ring("wgpu-optim step tables", table_stride * slots as u64);
+
+        // Layout: uniform, work table, tensor table, gradients, parameters, state.
+        let mut entries = vec![
+            wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: None,
+                },
+                count: None,
+            },
+            storage_entry(1, true, false),
+            storage_entry(2, true, true),
+            storage_entry(3, true, false),
+            storage_entry(4, false, false),
+        ];
+        for i in 0..state.len() {
+            entries.push(storage_entry(5 + i as u32, false, false));
+        }
+        let bind_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &entries,
+        });
+
+        // Bind group: fixed for the optimizer's life; only dynamic offsets change per step.
+        let mut resources = vec![
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &uniforms,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(std::mem::size_of::<StepUniform>() as u64),
+                }),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: set.chunk_buffer().as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &tables,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(table_bytes),
+                }),
+            },
+            wgpu::BindGroupEntry {
+                binding: 3,
+                resource: set.grad_buffer().as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 4,
+                resource: set.param_buffer().as_entire_binding(),
+            },
+        ];
+        for (i, buffer) in state.iter().enumerate() {
+            resources.push(wgpu::BindGroupEntry {
+                binding: 5 + i as u32,
+                resource: buffer.as_entire_binding(),
+            });
+        }
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &bind_layout,
+            entries: &resources,
+        });
+
+        // Pipeline.
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &[Some(&bind_layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        log::debug!("{label}: {n_chunks} chunks, {slots} step slots of {table_stride} B");
+
+        Ok(Self {
+            pipeline,
+            bind_group,
+            uniforms,
+            tables,
+            uniform_stride,
+            table_stride,
+            slots,
+            next_slot: 0,
+            dispatch: dispatch_size(n_chunks, limits.max_compute_workgroups_per_dimension),
+            n_chunks,
+            set_id: set.id(),
+        })
+    }
+
+    /// Steps that can be recorded before a submit without reusing a slot.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Checks that `set` is the set this kernel was bound to.
+    pub fn check_set(&self, set: &ParamSet) -> Result<()> {
+        if set.id() == self.set_id {
+            Ok(())
+        } else {
+            Err(Error::WrongParamSet)
+        }
+    }
+
+    /// Writes the step's values into the next slot and records one dispatch over all chunks.
+    pub fn record(
+        &mut self,
+        set: &ParamSet,
+        encoder: &mut wgpu::CommandEncoder,
+        uniform: &StepUniform,
+        table: &[TensorStep],
+    ) {
+        let slot = self.next_slot;
+        self.next_slot = (slot + 1) % self.slots;
+        if self.n_chunks == 0 || table.iter().all(|t| t.active == 0) {
+            return;
+        }
+
+        // Step values: each recorded step gets its own slot, so steps recorded before one
+        // submit keep their own learning rates and bias corrections.
+        let uniform_offset = slot as u64 * self.uniform_stride;
+        let table_offset = slot as u64 * self.table_stride;
+        let queue = set.context().queue();
+        let uniform = StepUniform {
+            n_chunks: self.n_chunks,
+            ..*uniform
+        };
+        queue.write_buffer(&self.uniforms, uniform_offset, bytemuck::bytes_of(&uniform));
+        queue.write_buffer(&self.tables, table_offset, bytemuck::cast_slice(table));
+
+        // Encode.
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("wgpu-optim step"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(
+            0,
+            &self.bind_group,
+            &[uniform_offset as u32, table_offset as u32],
+        );
+        pass.dispatch_workgroups(self.dispatch.0, self.dispatch.1, 1);
+    }
+}

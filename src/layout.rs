@@ -1,0 +1,179 @@
+//! Where each tensor lives in the arena, and how the arena is cut into work for the kernels.
+//!
+//! The GPU [`ParamSet`](crate::ParamSet) and the CPU [`cpu::ParamSet`](crate::cpu::ParamSet)
+//! share one layout, so element `i` of the arena means the same thing on both sides.
+
+use std::collections::HashMap;
+
+use crate::{Error, Result};
+
+/// Tensor starts are aligned to this many f32 elements (256 bytes), so a caller's kernel can
+/// bind one tensor as a buffer range.
+pub const TENSOR_ALIGN: usize = 64;
+
+/// Elements handled by one workgroup; a tensor is cut into chunks of at most this length.
+pub const CHUNK_LEN: usize = 2048;
+
+/// One tensor of a parameter set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorInfo {
+    name: String,
+    shape: Vec<usize>,
+    offset: usize,
+    len: usize,
+}
+
+impl TensorInfo {
+    /// The tensor's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The tensor's shape (row-major).
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// First element of the tensor in the arena (a multiple of [`TENSOR_ALIGN`]).
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Arena element range of the tensor.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len
+    }
+}
+
+/// One workgroup's share of work: elements `start..end` of tensor `tensor`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct Chunk {
+    pub tensor: u32,
+    pub start: u32,
+    pub end: u32,
+    pub _pad: u32,
+}
+
+/// The arrangement of named tensors in one arena.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    tensors: Vec<TensorInfo>,
+    by_name: HashMap<String, usize>,
+    arena_len: usize,
+    chunks: Vec<Chunk>,
+}
+
+impl Layout {
+    /// Starts an empty layout.
+    pub fn builder() -> LayoutBuilder {
+        LayoutBuilder::default()
+    }
+
+    /// The tensors, in the order they were added.
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    /// Index of the tensor called `name`.
+    pub fn index_of(&self, name: &str) -> Result<usize> {
+        self.by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::UnknownTensor(name.to_owned()))
+    }
+
+    /// The tensor called `name`.
+    pub fn tensor(&self, name: &str) -> Result<&TensorInfo> {
+        Ok(&self.tensors[self.index_of(name)?])
+    }
+
+    /// Arena length in elements, alignment padding included.
+    pub fn arena_len(&self) -> usize {
+        self.arena_len
+    }
+
+    /// Number of parameters (padding excluded).
+    pub fn num_params(&self) -> usize {
+        self.tensors.iter().map(|t| t.len).sum()
+    }
+
+    pub(crate) fn chunks(&self) -> &[Chunk] {
+        &self.chunks
+    }
+}
+
+/// Collects tensor names and shapes for a [`Layout`].
+#[derive(Debug, Default)]
+pub struct LayoutBuilder {
+    tensors: Vec<(String, Vec<usize>)>,
+}
+
+impl LayoutBuilder {
+    /// Adds a tensor; a shape with a zero dimension gives an empty tensor, which is allowed.
+    pub fn tensor(mut self, name: impl Into<String>, shape: &[usize]) -> Self {
+        self.tensors.push((name.into(), shape.to_vec()));
+        self
+    }
+
+    /// Places the tensors and cuts them into chunks.
+    pub fn build(self) -> Result<Layout> {
+        let mut tensors = Vec::with_capacity(self.tensors.len());
+        let mut by_name = HashMap::with_capacity(self.tensors.len());
+        let mut chunks = Vec::new();
+        let mut offset = 0usize;
+        for (index, (name, shape)) in self.tensors.into_iter().enumerate() {
+            if by_name.insert(name.clone(), index).is_some() {
+                return Err(Error::DuplicateTensor(name));
+            }
+            let len = shape
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .ok_or(Error::LimitExceeded {
+                    what: "tensor elements",
+                    requested: u64::MAX,
+                    limit: u32::MAX as u64,
+                })?;
+            let end = offset + len;
+            // Kernels index the arena with u32.
+            if end > u32::MAX as usize {
+                return Err(Error::LimitExceeded {
+                    what: "arena elements",
+                    requested: end as u64,
+                    limit: u32::MAX as u64,
+                });
+            }
+            for start in (offset..end).step_by(CHUNK_LEN) {
+                chunks.push(Chunk {
+                    tensor: index as u32,
+                    start: start as u32,
+                    end: (start + CHUNK_LEN).min(end) as u32,
+                    _pad: 0,
+                });
+            }
+            tensors.push(TensorInfo {
+                name,
+                shape,
+                offset,
+                len,
+            });
+            offset = end.next_multiple_of(TENSOR_ALIGN);
+        }
+        Ok(Layout {
+            tensors,
+            by_name,
+            arena_len: offset,
+            chunks,
+        })
+    }
+}

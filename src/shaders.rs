@@ -1,0 +1,30 @@
+//! WGSL sources of every kernel, each joined to the shared header at compile time.
+
+/// Declarations shared by the optimizer kernels: step values, work table, bindings.
+pub const COMMON: &str = include_str!("../shaders/common.wgsl");
+
+/// Gradient descent.
+pub const GD: &str = concat!(include_str!("../shaders/common.wgsl"), include_str!("../shaders/gd.wgsl"));
+
+/// Momentum, exponential-average form.
+pub const MOMENTUM: &str = concat!(
+    include_str!("../shaders/common.wgsl"),
+    include_str!("../shaders/momentum.wgsl")
+);
+
+/// Adam.
+pub const ADAM: &str = concat!(
+    include_str!("../shaders/common.wgsl"),
+    include_str!("../shaders/adam.wgsl")
+);
+
+/// Sum of squares of the gradients, reduced to one norm.
+pub const NORM: &str = include_str!("../shaders/norm.wgsl");
+
+/// Every kernel source with its name, for tools that translate them all.
+pub const ALL: &[(&str, &str)] = &[
+    ("gd", GD),
+    ("momentum", MOMENTUM),
+    ("adam", ADAM),
+    ("norm", NORM),
+];
