@@ -16,7 +16,7 @@ fn main(
     }
     let chunk = chunks[c];
     let t = tensors[chunk.tensor];
-    if t.active == 0u {
+    if t.has_grad == 0u {
         return;
     }
 

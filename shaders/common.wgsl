@@ -25,7 +25,7 @@ struct Chunk {
 
 // Per-tensor values of one step; mirrored by `TensorStep` in src/kernel.rs.
 struct TensorStep {
-    active: u32,
+    has_grad: u32,
     // lr / (1 - beta1^t), from f64 on the host.
     step_size: f32,
     // sqrt(1 - beta2^t), from f64 on the host.

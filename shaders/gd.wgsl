@@ -11,7 +11,7 @@ fn main(
         return;
     }
     let chunk = chunks[c];
-    if tensors[chunk.tensor].active == 0u {
+    if tensors[chunk.tensor].has_grad == 0u {
         return;
     }
 

@@ -42,7 +42,7 @@ pub struct StepUniform {
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct TensorStep {
     /// 1 if the tensor has a gradient this step, else 0 (it is then left untouched).
-    pub active: u32,
+    pub has_grad: u32,
     /// Adam's `lr / (1 - beta1^t)`, from f64.
     pub step_size: f32,
     /// Adam's `sqrt(1 - beta2^t)`, from f64.
@@ -293,7 +293,7 @@ impl StepKernel {
     ) {
         let slot = self.next_slot;
         self.next_slot = (slot + 1) % self.slots;
-        if self.n_chunks == 0 || table.iter().all(|t| t.active == 0) {
+        if self.n_chunks == 0 || table.iter().all(|t| t.has_grad == 0) {
             return;
         }
 

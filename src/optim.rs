@@ -95,7 +95,7 @@ pub(crate) fn advance_steps(
         *t += 1;
         let (step_size, bc2_sqrt) = factors(*t);
         TensorStep {
-            active: 1,
+            has_grad: 1,
             step_size,
             bc2_sqrt,
             first: u32::from(*t == 1),

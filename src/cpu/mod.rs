@@ -205,7 +205,7 @@ fn for_each_chunk<const N: usize>(
         .zip(chunks.par_iter())
         .for_each(|(parts, c)| {
             let t = &table[c.tensor as usize];
-            if t.active != 0 {
+            if t.has_grad != 0 {
                 update(t, &grads[c.start as usize..c.end as usize], parts);
             }
         });
