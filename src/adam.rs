@@ -83,9 +83,14 @@ impl Adam {
     /// Validates `config`, allocates zeroed moments and compiles the kernel for `set`.
     pub fn new(set: &ParamSet, config: AdamConfig) -> Result<Self> {
         config.validate()?;
-        let exp_avg = state_buffer(set, "wgpu-optim exp_avg");
-        let exp_avg_sq = state_buffer(set, "wgpu-optim exp_avg_sq");
-        let kernel = StepKernel::new(set, "wgpu-optim adam", shaders::ADAM, &[&exp_avg, &exp_avg_sq])?;
+        let exp_avg = state_buffer(set, "wgpu-optim exp_avg")?;
+        let exp_avg_sq = state_buffer(set, "wgpu-optim exp_avg_sq")?;
+        let kernel = StepKernel::new(
+            set,
+            "wgpu-optim adam",
+            shaders::ADAM,
+            &[&exp_avg, &exp_avg_sq],
+        )?;
         Ok(Self {
             config,
             exp_avg,
@@ -119,7 +124,8 @@ impl Optimizer for Adam {
         advance_steps(&mut self.steps, set.has_grad(), &mut self.table, |t| {
             config.bias_factors(t)
         });
-        self.kernel.record(set, encoder, &config.uniform(), &self.table);
+        self.kernel
+            .record(set, encoder, &config.uniform(), &self.table);
         Ok(())
     }
 

@@ -134,6 +134,26 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Runs `create` with the device's errors captured, so that running out of memory or a
+    /// rejected descriptor becomes a typed error instead of wgpu's default panic.
+    pub(crate) fn capture<T>(&self, what: &'static str, create: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = create();
+        let rejected = pollster::block_on(validation.pop());
+        let exhausted = pollster::block_on(oom.pop());
+        match (rejected, exhausted) {
+            (_, Some(_)) => Err(Error::OutOfMemory { what }),
+            (Some(e), None) => Err(Error::Device {
+                what,
+                message: e.to_string(),
+            }),
+            (None, None) => Ok(value),
+        }
+    }
+}
+
 fn instance_from_env() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
 }

@@ -73,6 +73,22 @@ pub enum Error {
     #[error("the optimizer was built for another parameter set")]
     WrongParamSet,
 
+    /// The device ran out of memory while creating something.
+    #[error("out of device memory while creating {what}")]
+    OutOfMemory {
+        /// What was being created.
+        what: &'static str,
+    },
+
+    /// The device rejected an operation (a wgpu validation error).
+    #[error("the device rejected {what}: {message}")]
+    Device {
+        /// What was being created or recorded.
+        what: &'static str,
+        /// wgpu's message.
+        message: String,
+    },
+
     /// Reading a buffer back from the device failed.
     #[error("reading back from the device failed: {0}")]
     Readback(String),

@@ -68,7 +68,9 @@ impl Gd {
 impl Optimizer for Gd {
     fn step(&mut self, encoder: &mut wgpu::CommandEncoder, set: &ParamSet) -> Result<()> {
         self.kernel.check_set(set)?;
-        advance_steps(&mut self.steps, set.has_grad(), &mut self.table, |_| (0.0, 1.0));
+        advance_steps(&mut self.steps, set.has_grad(), &mut self.table, |_| {
+            (0.0, 1.0)
+        });
         self.kernel
             .record(set, encoder, &self.config.uniform(), &self.table);
         Ok(())

@@ -73,14 +73,17 @@ pub(crate) fn storage_from_slice<T: bytemuck::Pod>(
 }
 
 /// Creates a zeroed state buffer with the arena's size.
-pub(crate) fn state_buffer(set: &ParamSet, label: &str) -> wgpu::Buffer {
-    set.context().device().create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: set.param_buffer().size(),
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_DST
-            | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
+pub(crate) fn state_buffer(set: &ParamSet, label: &str) -> Result<wgpu::Buffer> {
+    let ctx = set.context();
+    ctx.capture("optimizer state buffer", || {
+        ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: set.param_buffer().size(),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
     })
 }
 
@@ -126,12 +129,7 @@ pub(crate) struct StepKernel {
 impl StepKernel {
     /// Compiles `source` and binds it to `set` and the optimizer's `state` buffers
     /// (bindings 5, 6, ... in order).
-    pub fn new(
-        set: &ParamSet,
-        label: &str,
-        source: &str,
-        state: &[&wgpu::Buffer],
-    ) -> Result<Self> {
+    pub fn new(set: &ParamSet, label: &str, source: &str, state: &[&wgpu::Buffer]) -> Result<Self> {
         let ctx = set.context();
         let device = ctx.device();
         let limits = ctx.limits();
@@ -152,106 +150,112 @@ impl StepKernel {
         }
         let slots = (TABLE_RING_BUDGET / table_stride).clamp(2, STEPS_IN_FLIGHT as u64) as usize;
 
-        // Buffers: a ring of uniform slots and a ring of per-tensor tables, one slot a step.
-        let ring = |label, size| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage: wgpu::BufferUsages::UNIFORM
-                    | wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        };
-        let uniforms = ring("wgpu-optim step uniforms", uniform_stride * slots as u64);
-        let tables = ring("wgpu-optim step tables", table_stride * slots as u64);
+        let (pipeline, bind_group, uniforms, tables) =
+            ctx.capture("optimizer kernel and step ring", || {
+                // Buffers: a ring of uniform slots and a ring of per-tensor tables, one slot a step.
+                let ring = |label, size| {
+                    device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some(label),
+                        size,
+                        usage: wgpu::BufferUsages::UNIFORM
+                            | wgpu::BufferUsages::STORAGE
+                            | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                };
+                let uniforms = ring("wgpu-optim step uniforms", uniform_stride * slots as u64);
+                let tables = ring("wgpu-optim step tables", table_stride * slots as u64);
 
-        // Layout: uniform, work table, tensor table, gradients, parameters, state.
-        let mut entries = vec![
-            wgpu::BindGroupLayoutEntry {
-                binding: 0,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: true,
-                    min_binding_size: None,
-                },
-                count: None,
-            },
-            storage_entry(1, true, false),
-            storage_entry(2, true, true),
-            storage_entry(3, true, false),
-            storage_entry(4, false, false),
-        ];
-        for i in 0..state.len() {
-            entries.push(storage_entry(5 + i as u32, false, false));
-        }
-        let bind_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(label),
-            entries: &entries,
-        });
+                // Layout: uniform, work table, tensor table, gradients, parameters, state.
+                let mut entries = vec![
+                    wgpu::BindGroupLayoutEntry {
+                        binding: 0,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::Buffer {
+                            ty: wgpu::BufferBindingType::Uniform,
+                            has_dynamic_offset: true,
+                            min_binding_size: None,
+                        },
+                        count: None,
+                    },
+                    storage_entry(1, true, false),
+                    storage_entry(2, true, true),
+                    storage_entry(3, true, false),
+                    storage_entry(4, false, false),
+                ];
+                for i in 0..state.len() {
+                    entries.push(storage_entry(5 + i as u32, false, false));
+                }
+                let bind_layout =
+                    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                        label: Some(label),
+                        entries: &entries,
+                    });
 
-        // Bind group: fixed for the optimizer's life; only dynamic offsets change per step.
-        let mut resources = vec![
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &uniforms,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(std::mem::size_of::<StepUniform>() as u64),
-                }),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: set.chunk_buffer().as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 2,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &tables,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(table_bytes),
-                }),
-            },
-            wgpu::BindGroupEntry {
-                binding: 3,
-                resource: set.grad_buffer().as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 4,
-                resource: set.param_buffer().as_entire_binding(),
-            },
-        ];
-        for (i, buffer) in state.iter().enumerate() {
-            resources.push(wgpu::BindGroupEntry {
-                binding: 5 + i as u32,
-                resource: buffer.as_entire_binding(),
-            });
-        }
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(label),
-            layout: &bind_layout,
-            entries: &resources,
-        });
+                // Bind group: fixed for the optimizer's life; only dynamic offsets change per step.
+                let mut resources = vec![
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &uniforms,
+                            offset: 0,
+                            size: wgpu::BufferSize::new(std::mem::size_of::<StepUniform>() as u64),
+                        }),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: set.chunk_buffer().as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &tables,
+                            offset: 0,
+                            size: wgpu::BufferSize::new(table_bytes),
+                        }),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: set.grad_buffer().as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: set.param_buffer().as_entire_binding(),
+                    },
+                ];
+                for (i, buffer) in state.iter().enumerate() {
+                    resources.push(wgpu::BindGroupEntry {
+                        binding: 5 + i as u32,
+                        resource: buffer.as_entire_binding(),
+                    });
+                }
+                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(label),
+                    layout: &bind_layout,
+                    entries: &resources,
+                });
 
-        // Pipeline.
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(label),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(label),
-            bind_group_layouts: &[Some(&bind_layout)],
-            immediate_size: 0,
-        });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(label),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+                // Pipeline.
+                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(label),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                });
+                let pipeline_layout =
+                    device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: Some(label),
+                        bind_group_layouts: &[Some(&bind_layout)],
+                        immediate_size: 0,
+                    });
+                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(label),
+                    layout: Some(&pipeline_layout),
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+                (pipeline, bind_group, uniforms, tables)
+            })?;
         log::debug!("{label}: {n_chunks} chunks, {slots} step slots of {table_stride} B");
 
         Ok(Self {

@@ -177,3 +177,86 @@ impl LayoutBuilder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensors_start_256_byte_aligned_and_chunks_cover_them_exactly() {
+        let layout = Layout::builder()
+            .tensor("a", &[3])
+            .tensor("empty", &[4, 0])
+            .tensor("b", &[CHUNK_LEN + 1])
+            .tensor("c", &[2, 32])
+            .build()
+            .unwrap();
+        let offsets: Vec<usize> = layout.tensors().iter().map(|t| t.offset()).collect();
+        assert_eq!(offsets, [0, 64, 64, 64 + 2112]);
+        assert_eq!(layout.arena_len(), 64 + 2112 + 64);
+        assert_eq!(layout.num_params(), 3 + CHUNK_LEN + 1 + 64);
+
+        let ranges: Vec<(u32, u32, u32)> = layout
+            .chunks()
+            .iter()
+            .map(|c| (c.tensor, c.start, c.end))
+            .collect();
+        let b_end = 64 + CHUNK_LEN as u32 + 1;
+        assert_eq!(
+            ranges,
+            [
+                (0, 0, 3),
+                (2, 64, 64 + CHUNK_LEN as u32),
+                (2, 64 + CHUNK_LEN as u32, b_end),
+                (3, 2176, 2240)
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let err = Layout::builder()
+            .tensor("w", &[1])
+            .tensor("w", &[2])
+            .build();
+        assert!(matches!(err, Err(Error::DuplicateTensor(name)) if name == "w"));
+    }
+
+    #[test]
+    fn arenas_past_u32_indexing_are_refused() {
+        let err = Layout::builder()
+            .tensor("huge", &[1 << 20, 1 << 12])
+            .build();
+        assert!(matches!(
+            err,
+            Err(Error::LimitExceeded {
+                what: "arena elements",
+                ..
+            })
+        ));
+        let err = Layout::builder()
+            .tensor("overflow", &[usize::MAX, 2])
+            .build();
+        assert!(matches!(err, Err(Error::LimitExceeded { .. })));
+    }
+
+    /// `Chunk` is declared in both WGSL files that read the work table.
+    #[test]
+    fn chunk_mirrors_the_shaders() {
+        for source in [crate::shaders::GD, crate::shaders::NORM] {
+            let module = naga::front::wgsl::parse_str(source).unwrap();
+            let (_, ty) = module
+                .types
+                .iter()
+                .find(|(_, t)| t.name.as_deref() == Some("Chunk"))
+                .unwrap();
+            let naga::TypeInner::Struct { members, span } = &ty.inner else {
+                panic!("Chunk is not a struct");
+            };
+            let offsets: Vec<u32> = members.iter().map(|m| m.offset).collect();
+            assert_eq!(offsets, [0, 4, 8, 12]);
+            assert_eq!(*span as usize, std::mem::size_of::<Chunk>());
+            assert_eq!(std::mem::offset_of!(Chunk, end), 8);
+        }
+    }
+}

@@ -19,7 +19,10 @@ pub struct MomentumConfig {
 
 impl Default for MomentumConfig {
     fn default() -> Self {
-        Self { lr: 1e-3, beta: 0.9 }
+        Self {
+            lr: 1e-3,
+            beta: 0.9,
+        }
     }
 }
 
@@ -61,7 +64,7 @@ impl Momentum {
     /// Validates `config`, allocates a zeroed velocity and compiles the kernel for `set`.
     pub fn new(set: &ParamSet, config: MomentumConfig) -> Result<Self> {
         config.validate()?;
-        let velocity = state_buffer(set, "wgpu-optim velocity");
+        let velocity = state_buffer(set, "wgpu-optim velocity")?;
         let kernel = StepKernel::new(set, "wgpu-optim momentum", shaders::MOMENTUM, &[&velocity])?;
         Ok(Self {
             config,
@@ -86,7 +89,9 @@ impl Momentum {
 impl Optimizer for Momentum {
     fn step(&mut self, encoder: &mut wgpu::CommandEncoder, set: &ParamSet) -> Result<()> {
         self.kernel.check_set(set)?;
-        advance_steps(&mut self.steps, set.has_grad(), &mut self.table, |_| (0.0, 1.0));
+        advance_steps(&mut self.steps, set.has_grad(), &mut self.table, |_| {
+            (0.0, 1.0)
+        });
         self.kernel
             .record(set, encoder, &self.config.uniform(), &self.table);
         Ok(())

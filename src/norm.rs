@@ -44,7 +44,12 @@ impl NormKernel {
         };
         let bind_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("wgpu-optim norm"),
-            entries: &[entry(0, true), entry(1, true), entry(2, false), entry(3, false)],
+            entries: &[
+                entry(0, true),
+                entry(1, true),
+                entry(2, false),
+                entry(3, false),
+            ],
         });
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("wgpu-optim norm"),

@@ -33,7 +33,9 @@ impl ParamSet {
     pub fn new(ctx: &Context, layout: Layout) -> Result<Self> {
         let bytes = (layout.arena_len() as u64 * 4).max(crate::kernel::MIN_BINDING);
         let limits = ctx.limits();
-        let binding_limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let binding_limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
         if bytes > binding_limit {
             return Err(Error::LimitExceeded {
                 what: "parameter arena bytes",
@@ -43,8 +45,9 @@ impl ParamSet {
         }
 
         // Buffers: parameters and gradients share the layout; both start zeroed.
-        let usage =
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+        let usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC;
         let make = |label| {
             ctx.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -53,11 +56,15 @@ impl ParamSet {
                 mapped_at_creation: false,
             })
         };
-        let params = make("wgpu-optim params");
-        let grads = make("wgpu-optim grads");
+        let (params, grads, chunks) = ctx.capture("parameter set buffers", || {
+            let params = make("wgpu-optim params");
+            let grads = make("wgpu-optim grads");
 
-        // The work table maps each workgroup to a chunk of one tensor; built once.
-        let chunks = crate::kernel::storage_from_slice(ctx, "wgpu-optim chunks", layout.chunks());
+            // The work table maps each workgroup to a chunk of one tensor; built once.
+            let chunks =
+                crate::kernel::storage_from_slice(ctx, "wgpu-optim chunks", layout.chunks());
+            (params, grads, chunks)
+        })?;
 
         let has_grad = vec![true; layout.tensors().len()];
         Ok(Self {
@@ -209,7 +216,10 @@ impl ParamSet {
 
     /// Computes the L2 norm of all gradients on the device and reads the one number back.
     pub fn grad_norm(&self) -> Result<f32> {
-        let mut encoder = self.ctx.device().create_command_encoder(&Default::default());
+        let mut encoder = self
+            .ctx
+            .device()
+            .create_command_encoder(&Default::default());
         self.record_grad_norm(&mut encoder);
         self.ctx.queue().submit([encoder.finish()]);
         self.read_grad_norm()

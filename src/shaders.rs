@@ -4,7 +4,10 @@
 pub const COMMON: &str = include_str!("../shaders/common.wgsl");
 
 /// Gradient descent.
-pub const GD: &str = concat!(include_str!("../shaders/common.wgsl"), include_str!("../shaders/gd.wgsl"));
+pub const GD: &str = concat!(
+    include_str!("../shaders/common.wgsl"),
+    include_str!("../shaders/gd.wgsl")
+);
 
 /// Momentum, exponential-average form.
 pub const MOMENTUM: &str = concat!(

@@ -19,7 +19,9 @@ fn every_adapter_opens_a_device() {
     // CI names how many adapters it installed, so a missing driver fails instead of
     // silently testing fewer backends.
     if let Ok(expected) = std::env::var("WGPU_OPTIM_EXPECT_ADAPTERS") {
-        let expected: usize = expected.parse().expect("WGPU_OPTIM_EXPECT_ADAPTERS is a number");
+        let expected: usize = expected
+            .parse()
+            .expect("WGPU_OPTIM_EXPECT_ADAPTERS is a number");
         assert!(
             contexts.len() >= expected,
             "found {} adapters, expected at least {expected}",

@@ -82,7 +82,11 @@ fn tails_update_every_element_and_nothing_past_the_end() {
             }
             let queue = ctx.queue();
             queue.write_buffer(set.param_buffer(), 0, bytemuck::cast_slice(&arena));
-            queue.write_buffer(set.grad_buffer(), 0, bytemuck::cast_slice(&vec![1.0f32; len]));
+            queue.write_buffer(
+                set.grad_buffer(),
+                0,
+                bytemuck::cast_slice(&vec![1.0f32; len]),
+            );
             set.set_has_grad("after", false).unwrap();
 
             let mut opt = Gd::new(&set, gd(0.5)).unwrap();
@@ -97,7 +101,11 @@ fn tails_update_every_element_and_nothing_past_the_end() {
                 };
                 assert_eq!(v, want, "n = {n}, arena element {i}");
             }
-            assert_eq!(got[x.offset() + n - 1], n as f32 - 1.5, "n = {n}: last element");
+            assert_eq!(
+                got[x.offset() + n - 1],
+                n as f32 - 1.5,
+                "n = {n}: last element"
+            );
         }
     });
 }
@@ -106,8 +114,13 @@ fn tails_update_every_element_and_nothing_past_the_end() {
 fn cpu_reference_updates_tails_exactly() {
     let layout = layout_of(&[42]);
     let mut set = cpu::ParamSet::new(layout);
-    set.upload("t0", Array1::from_iter((0..42).map(|i| i as f32)).into_dyn().view())
-        .unwrap();
+    set.upload(
+        "t0",
+        Array1::from_iter((0..42).map(|i| i as f32))
+            .into_dyn()
+            .view(),
+    )
+    .unwrap();
     set.grads_mut().fill(1.0);
     let mut opt = cpu::Gd::new(&set, gd(0.5)).unwrap();
     cpu::Optimizer::step(&mut opt, &mut set).unwrap();

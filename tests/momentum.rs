@@ -51,7 +51,8 @@ fn hand_derived_three_steps() {
     });
 
     let mut set = cpu::ParamSet::new(layout_of(&[1]));
-    set.upload("t0", ndarray::arr1(&[1.0f32]).into_dyn().view()).unwrap();
+    set.upload("t0", ndarray::arr1(&[1.0f32]).into_dyn().view())
+        .unwrap();
     set.grads_mut().fill(1.0);
     let mut opt = cpu::Momentum::new(&set, momentum(0.1, 0.9)).unwrap();
     for want in [0.99, 0.971, 0.9439] {
@@ -94,6 +95,8 @@ fn invalid_hyperparameters_are_typed_errors() {
         }
     }
     // The message names the field and the value.
-    let msg = Momentum::new(&set, momentum(0.1, 1.0)).unwrap_err().to_string();
+    let msg = Momentum::new(&set, momentum(0.1, 1.0))
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("beta") && msg.contains('1'), "{msg}");
 }

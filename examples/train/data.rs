@@ -1,8 +1,6 @@
 //! The red wine quality data: CSV parsing, a seeded shuffle, a train/test split and
 //! standardisation with the training split's statistics.
 
-use std::fmt::Write as _;
-
 /// Measurements per wine; the quality score follows them in each row.
 pub const N_FEATURES: usize = 11;
 
@@ -122,16 +120,13 @@ pub fn split(table: &Table, rng: &mut Rng, test_fraction: f64) -> Split {
 impl Split {
     /// One line saying what the splits hold.
     pub fn describe(&self) -> String {
-        let mut s = String::new();
-        let _ = write!(
-            s,
+        format!(
             "{} training and {} test wines; features standardised with the training split, \
              quality centred on its training mean {:.3}",
             self.train.len(),
             self.test.len(),
             self.target_mean
-        );
-        s
+        )
     }
 }
 

@@ -29,7 +29,9 @@ impl Gd {
 
 impl Optimizer for Gd {
     fn step(&mut self, set: &mut ParamSet) -> Result<()> {
-        advance_steps(&mut self.steps, &set.has_grad, &mut self.table, |_| (0.0, 1.0));
+        advance_steps(&mut self.steps, &set.has_grad, &mut self.table, |_| {
+            (0.0, 1.0)
+        });
         let lr = self.config.uniform().lr;
         for_each_chunk(
             &set.layout,

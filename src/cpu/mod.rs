@@ -161,7 +161,11 @@ fn copy_in(
             actual: values.len(),
         });
     }
-    for (dst, src) in arena.slice_mut(ndarray::s![t.range()]).iter_mut().zip(values.iter()) {
+    for (dst, src) in arena
+        .slice_mut(ndarray::s![t.range()])
+        .iter_mut()
+        .zip(values.iter())
+    {
         *dst = *src;
     }
     Ok(())

@@ -41,7 +41,9 @@ impl Momentum {
 
 impl Optimizer for Momentum {
     fn step(&mut self, set: &mut ParamSet) -> Result<()> {
-        advance_steps(&mut self.steps, &set.has_grad, &mut self.table, |_| (0.0, 1.0));
+        advance_steps(&mut self.steps, &set.has_grad, &mut self.table, |_| {
+            (0.0, 1.0)
+        });
         let u = self.config.uniform();
         for_each_chunk(
             &set.layout,

@@ -66,13 +66,19 @@ pub fn layout_of(lengths: &[usize]) -> Layout {
     lengths
         .iter()
         .enumerate()
-        .fold(Layout::builder(), |b, (i, &n)| b.tensor(format!("t{i}"), &[n]))
+        .fold(Layout::builder(), |b, (i, &n)| {
+            b.tensor(format!("t{i}"), &[n])
+        })
         .build()
         .expect("valid layout")
 }
 
 /// A GPU set and a CPU set of the same layout holding the same values.
-pub fn twin_sets(ctx: &Context, layout: &Layout, values: &[ArrayD<f32>]) -> (ParamSet, cpu::ParamSet) {
+pub fn twin_sets(
+    ctx: &Context,
+    layout: &Layout,
+    values: &[ArrayD<f32>],
+) -> (ParamSet, cpu::ParamSet) {
     let gpu = ParamSet::new(ctx, layout.clone()).expect("gpu set");
     let mut cpu = cpu::ParamSet::new(layout.clone());
     for (t, v) in layout.tensors().iter().zip(values) {
@@ -172,7 +178,11 @@ pub fn check_against_reference(
 ) {
     let layout = layout_of(LENGTHS);
     let mut rng = Rng::new(seed);
-    let shapes: Vec<Vec<usize>> = layout.tensors().iter().map(|t| t.shape().to_vec()).collect();
+    let shapes: Vec<Vec<usize>> = layout
+        .tensors()
+        .iter()
+        .map(|t| t.shape().to_vec())
+        .collect();
     let values: Vec<_> = shapes.iter().map(|s| rng.array(s)).collect();
     let (gpu, mut cpu) = twin_sets(ctx, &layout, &values);
     let mut gpu_opt = gpu_opt(&gpu);
@@ -217,5 +227,10 @@ pub fn fill_grads(set: &ParamSet, g: f32) {
 
 /// First element of tensor `name`.
 pub fn first(set: &ParamSet, name: &str) -> f32 {
-    set.download(name).expect("download").iter().copied().next().expect("non-empty")
+    set.download(name)
+        .expect("download")
+        .iter()
+        .copied()
+        .next()
+        .expect("non-empty")
 }

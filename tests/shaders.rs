@@ -1,0 +1,142 @@
+//! Every kernel passes naga's validation and translates to the languages of the backends
+//! that cannot run here (Metal, DX12) as well as those that can (Vulkan, GL); and the step
+//! structs agree byte for byte between WGSL and Rust.
+
+use naga::back::{glsl, hlsl, msl, spv};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+use wgpu_optim::{shaders, StepUniform, TensorStep};
+
+fn parse(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+    let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+    (module, info)
+}
+
+#[test]
+fn every_kernel_translates_to_every_backend() {
+    for (name, source) in shaders::ALL {
+        let (module, info) = parse(name, source);
+        assert!(!module.entry_points.is_empty(), "{name}: no entry point");
+
+        // Vulkan.
+        spv::write_vec(&module, &info, &spv::Options::default(), None)
+            .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
+
+        // Metal.
+        let msl_options = msl::Options {
+            lang_version: (2, 1),
+            ..Default::default()
+        };
+        msl::write_string(
+            &module,
+            &info,
+            &msl_options,
+            &msl::PipelineOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{name}: MSL: {e}"));
+
+        // DX12.
+        let mut hlsl_out = String::new();
+        let hlsl_options = hlsl::Options::default();
+        hlsl::Writer::new(
+            &mut hlsl_out,
+            &hlsl_options,
+            &hlsl::PipelineOptions::default(),
+        )
+        .write(&module, &info, None)
+        .unwrap_or_else(|e| panic!("{name}: HLSL: {e}"));
+
+        // GL: one translation per entry point, as the GL backend does.
+        for ep in &module.entry_points {
+            let mut glsl_out = String::new();
+            let options = glsl::Options::default();
+            let pipeline = glsl::PipelineOptions {
+                shader_stage: naga::ShaderStage::Compute,
+                entry_point: ep.name.clone(),
+                multiview: None,
+            };
+            glsl::Writer::new(
+                &mut glsl_out,
+                &module,
+                &info,
+                &options,
+                &pipeline,
+                naga::proc::BoundsCheckPolicies::default(),
+            )
+            .and_then(|mut w| w.write())
+            .unwrap_or_else(|e| panic!("{name}/{}: GLSL: {e}", ep.name));
+        }
+    }
+}
+
+/// Member names and byte offsets of the WGSL struct `name`, and its size.
+fn wgsl_struct(module: &naga::Module, name: &str) -> (Vec<(String, u32)>, u32) {
+    let ty = module
+        .types
+        .iter()
+        .find(|(_, t)| t.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no struct {name}"))
+        .1;
+    match &ty.inner {
+        naga::TypeInner::Struct { members, span } => (
+            members
+                .iter()
+                .map(|m| (m.name.clone().unwrap_or_default(), m.offset))
+                .collect(),
+            *span,
+        ),
+        other => panic!("{name} is not a struct: {other:?}"),
+    }
+}
+
+macro_rules! assert_mirrors {
+    ($module:expr, $rust:ty, $wgsl:literal, [$($field:ident),* $(,)?]) => {{
+        let (members, span) = wgsl_struct($module, $wgsl);
+        let rust: Vec<(String, u32)> = vec![
+            $((stringify!($field).to_string(), std::mem::offset_of!($rust, $field) as u32)),*
+        ];
+        assert_eq!(members, rust, "{} members and offsets", $wgsl);
+        assert_eq!(span as usize, std::mem::size_of::<$rust>(), "{} size", $wgsl);
+    }};
+}
+
+#[test]
+fn step_structs_mirror_the_shader_header() {
+    let (module, _) = parse("gd", shaders::GD);
+    assert_mirrors!(
+        &module,
+        StepUniform,
+        "StepUniform",
+        [
+            lr,
+            beta1,
+            beta2,
+            eps,
+            one_minus_beta1,
+            one_minus_beta2,
+            weight_decay,
+            n_chunks
+        ]
+    );
+    assert_mirrors!(
+        &module,
+        TensorStep,
+        "TensorStep",
+        [has_grad, step_size, bc2_sqrt, first]
+    );
+}
+
+#[test]
+fn the_workgroup_size_is_one_constant() {
+    for (name, source) in shaders::ALL {
+        assert_eq!(
+            source.matches("const WORKGROUP_SIZE: u32 = 256u;").count(),
+            1,
+            "{name}"
+        );
+        assert!(source.contains("@workgroup_size(WORKGROUP_SIZE)"), "{name}");
+    }
+}
