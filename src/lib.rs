@@ -52,5 +52,5 @@ pub use gd::{Gd, GdConfig};
 pub use kernel::{StepUniform, TensorStep, STEPS_IN_FLIGHT};
 pub use layout::{Layout, LayoutBuilder, TensorInfo, CHUNK_LEN, TENSOR_ALIGN};
 pub use momentum::{Momentum, MomentumConfig};
-pub use optim::Optimizer;
+pub use optim::{Fused, Optimizer, Rule};
 pub use params::ParamSet;

@@ -4,9 +4,12 @@
 //! This differs from PyTorch's SGD momentum, whose buffer starts as `g` and accumulates
 //! without the `1 - beta` factor: here the first step moves by `lr (1 - beta) g`.
 
-use crate::kernel::{one_minus, state_buffer, StepKernel, StepUniform, TensorStep};
-use crate::optim::{advance_steps, check_beta, check_lr};
-use crate::{shaders, Optimizer, ParamSet, Result};
+use crate::kernel::{one_minus, StepUniform};
+use crate::optim::{check_beta, check_lr, Fused, Rule};
+use crate::{shaders, ParamSet, Result};
+
+/// Exponential-average momentum on the GPU; state: one velocity per parameter.
+pub type Momentum = Fused<MomentumConfig>;
 
 /// Hyperparameters of exponential-average momentum.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -27,95 +30,36 @@ impl Default for MomentumConfig {
 }
 
 impl MomentumConfig {
-    /// Checks every field.
-    pub fn validate(&self) -> Result<()> {
-        check_lr(self.lr)?;
-        check_beta("beta", self.beta)
-    }
-
     /// Validates the config and builds the GPU optimizer for `set`.
     pub fn init(self, set: &ParamSet) -> Result<Momentum> {
         Momentum::new(set, self)
     }
+}
 
-    /// Values of the kernel's uniform for one step.
-    pub(crate) fn uniform(&self) -> StepUniform {
-        let beta = self.beta as f32;
+impl Rule for MomentumConfig {
+    const NAME: &'static str = "momentum";
+    const SHADER: &'static str = shaders::MOMENTUM;
+    const STATE: &'static [&'static str] = &["velocity"];
+
+    fn validate(&self) -> Result<()> {
+        check_lr(self.lr)?;
+        check_beta("beta", self.beta)
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn uniform(&self) -> StepUniform {
         StepUniform {
             lr: self.lr as f32,
-            beta1: beta,
+            beta1: self.beta as f32,
             one_minus_beta1: one_minus(self.beta),
             ..Default::default()
         }
-    }
-}
-
-/// Exponential-average momentum on the GPU; state: one velocity per parameter.
-#[derive(Debug)]
-pub struct Momentum {
-    config: MomentumConfig,
-    velocity: wgpu::Buffer,
-    kernel: StepKernel,
-    steps: Vec<u64>,
-    table: Vec<TensorStep>,
-}
-
-impl Momentum {
-    /// Validates `config`, allocates a zeroed velocity and compiles the kernel for `set`.
-    pub fn new(set: &ParamSet, config: MomentumConfig) -> Result<Self> {
-        config.validate()?;
-        let velocity = state_buffer(set, "wgpu-optim velocity")?;
-        let kernel = StepKernel::new(set, "wgpu-optim momentum", shaders::MOMENTUM, &[&velocity])?;
-        Ok(Self {
-            config,
-            velocity,
-            kernel,
-            steps: vec![0; set.layout().tensors().len()],
-            table: Vec::new(),
-        })
-    }
-
-    /// The hyperparameters in force.
-    pub fn config(&self) -> &MomentumConfig {
-        &self.config
-    }
-
-    /// The velocity arena (same layout as the parameters).
-    pub fn velocity_buffer(&self) -> &wgpu::Buffer {
-        &self.velocity
-    }
-}
-
-impl Optimizer for Momentum {
-    fn step(&mut self, encoder: &mut wgpu::CommandEncoder, set: &ParamSet) -> Result<()> {
-        self.kernel.check_set(set)?;
-        advance_steps(&mut self.steps, set.has_grad(), &mut self.table, |_| {
-            (0.0, 1.0)
-        });
-        self.kernel
-            .record(set, encoder, &self.config.uniform(), &self.table);
-        Ok(())
-    }
-
-    fn learning_rate(&self) -> f64 {
-        self.config.lr
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
-        check_lr(lr)?;
-        self.config.lr = lr;
-        Ok(())
-    }
-
-    fn step_counts(&self) -> &[u64] {
-        &self.steps
-    }
-
-    fn steps_in_flight(&self) -> usize {
-        self.kernel.slots()
-    }
-
-    fn state_bytes(&self) -> u64 {
-        self.velocity.size()
     }
 }

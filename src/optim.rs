@@ -1,7 +1,7 @@
-//! What every optimizer offers, and the bookkeeping they share: validation and per-tensor
-//! step counts.
+//! What every optimizer offers, the one fused driver they all share, and the bookkeeping
+//! common to them: validation and per-tensor step counts.
 
-use crate::kernel::TensorStep;
+use crate::kernel::{state_buffer, StepKernel, StepUniform, TensorStep};
 use crate::{Error, ParamSet, Result};
 
 /// An optimizer whose state lives on the GPU beside a [`ParamSet`].
@@ -39,17 +39,131 @@ pub trait Optimizer {
     fn state_bytes(&self) -> u64;
 }
 
-/// Rejects a learning rate that is negative or not finite.
-pub(crate) fn check_lr(lr: f64) -> Result<()> {
-    if lr.is_finite() && lr >= 0.0 {
-        Ok(())
-    } else {
-        Err(Error::InvalidHyperparameter {
-            name: "lr",
-            value: lr,
-            reason: "must be finite and >= 0",
+/// An update rule: what a config struct tells the shared drivers about its optimizer.
+///
+/// Implemented by [`GdConfig`](crate::GdConfig), [`MomentumConfig`](crate::MomentumConfig)
+/// and [`AdamConfig`](crate::AdamConfig); the GPU driver is [`Fused`] and the CPU one
+/// [`cpu::Reference`](crate::cpu::Reference).
+pub trait Rule: Copy + std::fmt::Debug + Send + Sync + 'static {
+    /// Short name, as in the shader file name.
+    const NAME: &'static str;
+
+    /// WGSL source, shared header included.
+    const SHADER: &'static str;
+
+    /// Names of the per-parameter state arenas, in binding order (PyTorch's vocabulary).
+    const STATE: &'static [&'static str];
+
+    /// Checks every field.
+    fn validate(&self) -> Result<()>;
+
+    /// The learning rate.
+    fn lr(&self) -> f64;
+
+    /// Sets the learning rate (already validated).
+    fn set_lr(&mut self, lr: f64);
+
+    /// Values of the kernel's uniform for one step.
+    fn uniform(&self) -> StepUniform;
+
+    /// Per-tensor factors for a tensor's step `t` (1 on its first update); by default none.
+    fn tensor_factors(&self, _t: u64) -> (f32, f32) {
+        (0.0, 1.0)
+    }
+}
+
+/// The GPU driver of every optimizer: state buffers, kernel and step counts for one rule.
+///
+/// Use it through its aliases [`Gd`](crate::Gd), [`Momentum`](crate::Momentum) and
+/// [`Adam`](crate::Adam).
+#[derive(Debug)]
+pub struct Fused<R: Rule> {
+    config: R,
+    state: Vec<wgpu::Buffer>,
+    kernel: StepKernel,
+    steps: Vec<u64>,
+    table: Vec<TensorStep>,
+}
+
+impl<R: Rule> Fused<R> {
+    /// Validates `config`, allocates zeroed state and compiles the kernel for `set`.
+    pub fn new(set: &ParamSet, config: R) -> Result<Self> {
+        config.validate()?;
+        let state = R::STATE
+            .iter()
+            .map(|name| state_buffer(set, name))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&wgpu::Buffer> = state.iter().collect();
+        let kernel = StepKernel::new(set, R::NAME, R::SHADER, &refs)?;
+        Ok(Self {
+            config,
+            state,
+            kernel,
+            steps: vec![0; set.layout().tensors().len()],
+            table: Vec::new(),
         })
     }
+
+    /// The hyperparameters in force.
+    pub fn config(&self) -> &R {
+        &self.config
+    }
+
+    /// Replaces every hyperparameter for the steps recorded from now on; state and step
+    /// counts are kept. An invalid config is refused and changes nothing.
+    pub fn set_config(&mut self, config: R) -> Result<()> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// The state arena called `name` (one of [`Rule::STATE`]), laid out like the parameters.
+    pub fn state_buffer(&self, name: &str) -> Option<&wgpu::Buffer> {
+        R::STATE
+            .iter()
+            .position(|&s| s == name)
+            .map(|i| &self.state[i])
+    }
+}
+
+impl<R: Rule> Optimizer for Fused<R> {
+    fn step(&mut self, encoder: &mut wgpu::CommandEncoder, set: &ParamSet) -> Result<()> {
+        self.kernel.check_set(set)?;
+        let config = self.config;
+        advance_steps(&mut self.steps, set.has_grad(), &mut self.table, |t| {
+            config.tensor_factors(t)
+        });
+        self.kernel
+            .record(set, encoder, &config.uniform(), &self.table);
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.config.lr()
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        check_lr(lr)?;
+        self.config.set_lr(lr);
+        Ok(())
+    }
+
+    fn step_counts(&self) -> &[u64] {
+        &self.steps
+    }
+
+    fn steps_in_flight(&self) -> usize {
+        self.kernel.slots()
+    }
+
+    fn state_bytes(&self) -> u64 {
+        self.state.iter().map(wgpu::Buffer::size).sum()
+    }
+}
+
+/// Rejects a learning rate that is negative or not finite.
+pub(crate) fn check_lr(lr: f64) -> Result<()> {
+    check_non_negative("lr", lr)
 }
 
 /// Rejects a decay rate outside [0, 1).
@@ -79,8 +193,8 @@ pub(crate) fn check_non_negative(name: &'static str, value: f64) -> Result<()> {
 }
 
 /// Advances the step count of every tensor that has a gradient and fills its table entry
-/// with `factors(t)`, `t` being its new count; tensors without a gradient get an inactive
-/// entry and keep their count.
+/// with `factors(t)`, `t` being its new count; tensors without a gradient get an entry that
+/// leaves them untouched and keep their count.
 pub(crate) fn advance_steps(
     steps: &mut [u64],
     has_grad: &[bool],
@@ -88,8 +202,8 @@ pub(crate) fn advance_steps(
     factors: impl Fn(u64) -> (f32, f32),
 ) {
     table.clear();
-    table.extend(steps.iter_mut().zip(has_grad).map(|(t, &active)| {
-        if !active {
+    table.extend(steps.iter_mut().zip(has_grad).map(|(t, &has_grad)| {
+        if !has_grad {
             return TensorStep::default();
         }
         *t += 1;

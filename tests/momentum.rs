@@ -59,7 +59,11 @@ fn hand_derived_three_steps() {
         cpu::Optimizer::step(&mut opt, &mut set).unwrap();
         assert_hand(set.param("t0").unwrap()[[0]], want, "cpu p");
     }
-    assert_hand(opt.velocity(&set, "t0").unwrap()[[0]], 0.271, "cpu v");
+    assert_hand(
+        opt.state_of(&set, "velocity", "t0").unwrap()[[0]],
+        0.271,
+        "cpu v",
+    );
 }
 
 #[test]

@@ -12,13 +12,19 @@ use std::sync::Arc;
 use ndarray::{Array1, ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 use rayon::prelude::*;
 
-use crate::kernel::TensorStep;
+use crate::kernel::{StepUniform, TensorStep};
 use crate::layout::{Chunk, Layout, TensorInfo};
-use crate::{Error, Result};
+use crate::optim::{advance_steps, check_lr, Rule};
+use crate::{AdamConfig, Error, GdConfig, MomentumConfig, Result};
 
-pub use adam::Adam;
-pub use gd::Gd;
-pub use momentum::Momentum;
+/// Gradient descent on the CPU.
+pub type Gd = Reference<GdConfig>;
+
+/// Exponential-average momentum on the CPU.
+pub type Momentum = Reference<MomentumConfig>;
+
+/// Adam on the CPU.
+pub type Adam = Reference<AdamConfig>;
 
 /// An optimizer whose state lives in host memory beside a [`ParamSet`].
 pub trait Optimizer {
@@ -33,6 +39,126 @@ pub trait Optimizer {
 
     /// How many updates each tensor has received.
     fn step_counts(&self) -> &[u64];
+}
+
+/// The element-wise arithmetic of a rule, written once more for the CPU in the shader's
+/// order of operations (one file per rule, named like its shader).
+pub trait Update: Rule {
+    /// Updates one chunk: `params` and each of the `state` arenas (in [`Rule::STATE`]
+    /// order) in place, from the gradients `grads` of the same elements.
+    fn update(
+        &self,
+        step: &StepUniform,
+        tensor: &TensorStep,
+        grads: &[f32],
+        params: &mut [f32],
+        state: &mut [&mut [f32]],
+    );
+}
+
+/// The CPU driver of every optimizer: state arenas and step counts for one rule.
+///
+/// Use it through its aliases [`Gd`], [`Momentum`] and [`Adam`].
+#[derive(Clone, Debug)]
+pub struct Reference<R: Update> {
+    config: R,
+    state: Vec<Array1<f32>>,
+    steps: Vec<u64>,
+    table: Vec<TensorStep>,
+}
+
+impl<R: Update> Reference<R> {
+    /// Validates `config` and allocates zeroed state for `set`.
+    pub fn new(set: &ParamSet, config: R) -> Result<Self> {
+        config.validate()?;
+        let n = set.layout().arena_len();
+        Ok(Self {
+            config,
+            state: R::STATE.iter().map(|_| Array1::zeros(n)).collect(),
+            steps: vec![0; set.layout().tensors().len()],
+            table: Vec::new(),
+        })
+    }
+
+    /// The hyperparameters in force.
+    pub fn config(&self) -> &R {
+        &self.config
+    }
+
+    /// Replaces every hyperparameter for the steps from now on; an invalid config is refused
+    /// and changes nothing.
+    pub fn set_config(&mut self, config: R) -> Result<()> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// The state arena called `name` (one of [`Rule::STATE`]), laid out like the parameters.
+    pub fn state(&self, name: &str) -> Option<&Array1<f32>> {
+        R::STATE
+            .iter()
+            .position(|&s| s == name)
+            .map(|i| &self.state[i])
+    }
+
+    /// A copy of the state `name` of one tensor, in the tensor's shape.
+    pub fn state_of(&self, set: &ParamSet, name: &str, tensor: &str) -> Result<ArrayD<f32>> {
+        let t = set.tensor(tensor)?;
+        let arena = self
+            .state(name)
+            .ok_or_else(|| Error::UnknownTensor(format!("{name} (optimizer state)")))?;
+        arena
+            .slice(ndarray::s![t.range()])
+            .to_owned()
+            .into_shape_with_order(IxDyn(t.shape()))
+            .map_err(|e| Error::Readback(e.to_string()))
+    }
+}
+
+impl<R: Update> Optimizer for Reference<R> {
+    fn step(&mut self, set: &mut ParamSet) -> Result<()> {
+        let config = self.config;
+        advance_steps(&mut self.steps, &set.has_grad, &mut self.table, |t| {
+            config.tensor_factors(t)
+        });
+        let uniform = config.uniform();
+        let table = &self.table;
+        let grads = set.grads.as_slice().unwrap_or(&[]);
+        let mut arenas = vec![set.params.as_slice_mut().unwrap_or(&mut [])];
+        arenas.extend(
+            self.state
+                .iter_mut()
+                .map(|a| a.as_slice_mut().unwrap_or(&mut [])),
+        );
+
+        // Chunks of different tensors are independent: update them in parallel.
+        let chunks = set.layout.chunks();
+        split_chunks(arenas, chunks)
+            .into_par_iter()
+            .zip(chunks.par_iter())
+            .for_each(|(mut parts, c)| {
+                let tensor = &table[c.tensor as usize];
+                if let (1, Some((params, state))) = (tensor.has_grad, parts.split_first_mut()) {
+                    let g = &grads[c.start as usize..c.end as usize];
+                    config.update(&uniform, tensor, g, params, state);
+                }
+            });
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.config.lr()
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        check_lr(lr)?;
+        self.config.set_lr(lr);
+        Ok(())
+    }
+
+    fn step_counts(&self) -> &[u64] {
+        &self.steps
+    }
 }
 
 /// Named tensors of parameters and gradients in two host arenas, laid out exactly like the
@@ -171,46 +297,25 @@ fn copy_in(
     Ok(())
 }
 
-/// Cuts each of `N` arenas into the chunks of `layout`, so chunks can be updated in parallel.
-fn split_chunks<'a, const N: usize>(
-    mut arenas: [&'a mut [f32]; N],
-    chunks: &[Chunk],
-) -> Vec<[&'a mut [f32]; N]> {
+/// Cuts each arena into the chunks of a layout, so chunks can be updated in parallel.
+fn split_chunks<'a>(mut arenas: Vec<&'a mut [f32]>, chunks: &[Chunk]) -> Vec<Vec<&'a mut [f32]>> {
     let mut parts = Vec::with_capacity(chunks.len());
     let mut base = 0usize;
     for c in chunks {
         let skip = c.start as usize - base;
         let len = (c.end - c.start) as usize;
-        parts.push(arenas.each_mut().map(|arena| {
-            let (_, rest) = std::mem::take(arena).split_at_mut(skip);
-            let (part, rest) = rest.split_at_mut(len);
-            *arena = rest;
-            part
-        }));
+        parts.push(
+            arenas
+                .iter_mut()
+                .map(|arena| {
+                    let (_, rest) = std::mem::take(arena).split_at_mut(skip);
+                    let (part, rest) = rest.split_at_mut(len);
+                    *arena = rest;
+                    part
+                })
+                .collect(),
+        );
         base = c.end as usize;
     }
     parts
-}
-
-/// Runs `update` over every chunk of an active tensor, in parallel, with the chunk's slice of
-/// the gradients and of each of the `N` arenas (parameters first, then state).
-fn for_each_chunk<const N: usize>(
-    layout: &Layout,
-    table: &[TensorStep],
-    grads: &Array1<f32>,
-    arenas: [&mut Array1<f32>; N],
-    update: impl Fn(&TensorStep, &[f32], [&mut [f32]; N]) + Sync,
-) {
-    let grads = grads.as_slice().unwrap_or(&[]);
-    let arenas = arenas.map(|a| a.as_slice_mut().unwrap_or(&mut []));
-    let chunks = layout.chunks();
-    split_chunks(arenas, chunks)
-        .into_par_iter()
-        .zip(chunks.par_iter())
-        .for_each(|(parts, c)| {
-            let t = &table[c.tensor as usize];
-            if t.has_grad != 0 {
-                update(t, &grads[c.start as usize..c.end as usize], parts);
-            }
-        });
 }
