@@ -10,16 +10,8 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let c = chunk_index(wid, groups);
-    if c >= cfg.n_chunks {
-        return;
-    }
-    let chunk = chunks[c];
+    let chunk = workgroup_chunk(wid, groups);
     let t = tensors[chunk.tensor];
-    if t.has_grad == 0u {
-        return;
-    }
-
     for (var i = chunk.start + lid; i < chunk.end; i += WORKGROUP_SIZE) {
         let g = grads[i];
 

@@ -43,7 +43,16 @@ struct TensorStep {
 
 @group(0) @binding(4) var<storage, read_write> params: array<f32>;
 
-// Chunk of this workgroup; dispatches are 2-D when there are more than 65,535 chunks.
-fn chunk_index(wid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return wid.x + wid.y * groups.x;
+// Elements of this workgroup: its chunk, or an empty range when the dispatch overshoots
+// (dispatches are 2-D past 65,535 chunks) or the tensor has no gradient this step.
+fn workgroup_chunk(wid: vec3<u32>, groups: vec3<u32>) -> Chunk {
+    let c = wid.x + wid.y * groups.x;
+    if c >= cfg.n_chunks {
+        return Chunk(0u, 0u, 0u, 0u);
+    }
+    let chunk = chunks[c];
+    if tensors[chunk.tensor].has_grad == 0u {
+        return Chunk(chunk.tensor, 0u, 0u, 0u);
+    }
+    return chunk;
 }

@@ -327,3 +327,28 @@ impl StepKernel {
         pass.dispatch_workgroups(self.dispatch.0, self.dispatch.1, 1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatches_fold_into_two_dimensions_past_the_limit() {
+        assert_eq!(dispatch_size(0, 65_535), (0, 0));
+        assert_eq!(dispatch_size(1, 65_535), (1, 1));
+        assert_eq!(dispatch_size(65_535, 65_535), (65_535, 1));
+        assert_eq!(dispatch_size(65_536, 65_535), (65_535, 2));
+        // Every chunk is covered, and the overshoot stays below one row.
+        for n in [65_536u32, 1 << 20, 2_097_151] {
+            let (x, y) = dispatch_size(n, 65_535);
+            assert!(x * y >= n && x * (y - 1) < n, "{n}");
+        }
+    }
+
+    #[test]
+    fn one_minus_rounds_once_from_f64() {
+        // In f32 arithmetic 1 - 0.9f32 is 0.100000024; PyTorch's Python float gives 0.1.
+        assert_eq!(one_minus(0.9), 0.1f32);
+        assert_eq!(one_minus(0.999), 0.001f32);
+    }
+}

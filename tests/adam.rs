@@ -82,16 +82,7 @@ fn learning_rate_changes_between_steps() {
             let set = scalar_set(ctx, &[1.0]);
             let mut opt = Adam::new(&set, adam(0.1)).unwrap();
             fill_grads(&set, 0.5);
-            let mut encoder = ctx.device().create_command_encoder(&Default::default());
-            for lr in [0.1, 0.01, 0.001] {
-                opt.set_learning_rate(lr).unwrap();
-                if one_submit {
-                    opt.step(&mut encoder, &set).unwrap();
-                } else {
-                    opt.step_submit(&set).unwrap();
-                }
-            }
-            ctx.queue().submit([encoder.finish()]);
+            step_with_rates(ctx, &mut opt, &set, &[0.1, 0.01, 0.001], one_submit);
             // 1 - 0.1 - 0.01 - 0.001.
             assert_hand(
                 first(&set, "t0"),

@@ -43,16 +43,7 @@ fn learning_rate_changes_between_steps() {
             let set = scalar_set(ctx, &[1.0]);
             let mut opt = Gd::new(&set, gd(0.1)).unwrap();
             fill_grads(&set, 1.0);
-            let mut encoder = ctx.device().create_command_encoder(&Default::default());
-            for lr in [0.1, 0.2] {
-                opt.set_learning_rate(lr).unwrap();
-                if one_submit {
-                    opt.step(&mut encoder, &set).unwrap();
-                } else {
-                    opt.step_submit(&set).unwrap();
-                }
-            }
-            ctx.queue().submit([encoder.finish()]);
+            step_with_rates(ctx, &mut opt, &set, &[0.1, 0.2], one_submit);
             assert_hand(first(&set, "t0"), 0.7, &format!("one submit: {one_submit}"));
         }
     });
@@ -159,4 +150,25 @@ fn an_optimizer_refuses_another_set() {
     let mut opt = Gd::new(&a, gd(0.1)).unwrap();
     assert!(matches!(opt.step_submit(&b), Err(Error::WrongParamSet)));
     assert_eq!(opt.step_counts(), &[0], "a refused step counts nothing");
+}
+
+/// Every slot of the step ring used in one encoder: step k (1-based) has lr = k / 1000, so
+/// after n steps with g = 1, p = 1 - n (n + 1) / 2000.
+#[test]
+fn a_full_ring_of_steps_before_one_submit_keeps_each_rate() {
+    on_every_adapter(|ctx| {
+        let set = scalar_set(ctx, &[1.0]);
+        let mut opt = Gd::new(&set, gd(0.1)).unwrap();
+        fill_grads(&set, 1.0);
+        let n = opt.steps_in_flight();
+        assert!(n >= 2);
+        let rates: Vec<f64> = (1..=n).map(|k| k as f64 / 1000.0).collect();
+        step_with_rates(ctx, &mut opt, &set, &rates, true);
+        let want = 1.0 - (n * (n + 1)) as f64 / 2000.0;
+        let got = first(&set, "t0") as f64;
+        assert!(
+            (got - want).abs() < 1e-5,
+            "{n} steps: got {got}, want {want}"
+        );
+    });
 }

@@ -234,3 +234,24 @@ pub fn first(set: &ParamSet, name: &str) -> f32 {
         .next()
         .expect("non-empty")
 }
+
+/// Records one step per learning rate, each submitted alone or all into one encoder before a
+/// single submit.
+pub fn step_with_rates(
+    ctx: &Context,
+    opt: &mut dyn wgpu_optim::Optimizer,
+    set: &ParamSet,
+    rates: &[f64],
+    one_submit: bool,
+) {
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    for &lr in rates {
+        opt.set_learning_rate(lr).expect("valid lr");
+        if one_submit {
+            opt.step(&mut encoder, set).expect("step");
+        } else {
+            opt.step_submit(set).expect("step");
+        }
+    }
+    ctx.queue().submit([encoder.finish()]);
+}
