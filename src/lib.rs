@@ -7,7 +7,7 @@
 //! step and submit once. [`cpu`] computes the same updates on the host, in the same order of
 //! operations, for checking and for benchmarks.
 //!
-//! What every optimizer computes is written down in the crate's `SPEC.md` and in each config
+//! What every optimizer computes is written down in the repository's `SPEC.md` and in each config
 //! struct's documentation; where the crate differs from PyTorch, the docs say so.
 //!
 //! ```no_run
@@ -54,3 +54,8 @@ pub use layout::{Layout, LayoutBuilder, TensorInfo, CHUNK_LEN, TENSOR_ALIGN};
 pub use momentum::{Momentum, MomentumConfig};
 pub use optim::{Fused, Optimizer, Rule};
 pub use params::ParamSet;
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;
