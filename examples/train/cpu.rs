@@ -102,7 +102,6 @@ impl CpuModel {
         let a = self.hidden[pos * self.model.hidden + j];
         self.residuals[pos] * params[self.model.w2 + j] * (1.0 - a * a)
     }
-
 }
 
 /// Sum in f32, in position order, as the shader adds.

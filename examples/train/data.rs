@@ -41,7 +41,10 @@ pub fn parse(text: &str) -> Result<Table, String> {
     let (_, header) = lines.next().ok_or("the file is empty")?;
     let columns = header.split(',').count();
     if columns != N_FEATURES + 1 {
-        return Err(format!("header has {columns} columns, expected {}", N_FEATURES + 1));
+        return Err(format!(
+            "header has {columns} columns, expected {}",
+            N_FEATURES + 1
+        ));
     }
 
     let mut table = Table::default();
@@ -58,7 +61,11 @@ pub fn parse(text: &str) -> Result<Table, String> {
             table.features.push(value);
         }
         if table.features.len() - before != N_FEATURES + 1 {
-            return Err(format!("line {}: expected {} fields", index + 1, N_FEATURES + 1));
+            return Err(format!(
+                "line {}: expected {} fields",
+                index + 1,
+                N_FEATURES + 1
+            ));
         }
         // The last field read is the target, not a feature.
         if let Some(quality) = table.features.pop() {
@@ -78,8 +85,12 @@ pub fn split(table: &Table, rng: &mut Rng, test_fraction: f64) -> Split {
     let mut train = Table::default();
     let mut test = Table::default();
     for (position, &row) in order.iter().enumerate() {
-        let part = if position < n_test { &mut test } else { &mut train };
-        part.push_row(table, row);
+        let part = if position < n_test {
+            &mut test
+        } else {
+            &mut train
+        };
+        part.push_row(table, row as usize);
     }
 
     // Statistics in f64 from the training rows only, so nothing leaks from the test rows.

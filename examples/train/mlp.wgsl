@@ -1,4 +1,4 @@
-// Forward pass, residuals and backward pass of a one-hidden-layer tanh regressor; cpu.rs mirrors it.
+// Forward, residuals and backward of a one-hidden-layer tanh regressor; cpu.rs mirrors it.
 
 // The model's shape and its tensors' arena offsets, fixed for the pipeline's life.
 override N_FEATURES: u32;
