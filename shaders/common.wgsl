@@ -2,6 +2,13 @@
 
 const WORKGROUP_SIZE: u32 = 256u;
 
+// Bits of StepUniform.flags; mirrored by `flags` in src/kernel.rs.
+const FLAG_MAXIMIZE: u32 = 1u;
+const FLAG_MOMENTUM: u32 = 2u;
+const FLAG_NESTEROV: u32 = 4u;
+const FLAG_AMSGRAD: u32 = 8u;
+const FLAG_DECOUPLED: u32 = 16u;
+
 // Values of one recorded step; mirrored by `StepUniform` in src/kernel.rs.
 struct StepUniform {
     lr: f32,
@@ -13,6 +20,15 @@ struct StepUniform {
     one_minus_beta2: f32,
     weight_decay: f32,
     n_chunks: u32,
+    flags: u32,
+    // AdamW's 1 - lr * weight_decay, rounded once from f64 on the host.
+    decay_factor: f32,
+    pad0: u32,
+    pad1: u32,
+}
+
+fn has_flag(flag: u32) -> bool {
+    return (cfg.flags & flag) != 0u;
 }
 
 // One workgroup's elements: start..end of one tensor; mirrored by `Chunk` in src/layout.rs.

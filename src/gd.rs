@@ -30,7 +30,11 @@ impl GdConfig {
 impl Rule for GdConfig {
     const NAME: &'static str = "gd";
     const SHADER: &'static str = shaders::GD;
-    const STATE: &'static [&'static str] = &[];
+    const STATE_BINDINGS: usize = 0;
+
+    fn state(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     fn validate(&self) -> Result<()> {
         check_lr(self.lr)

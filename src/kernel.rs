@@ -35,6 +35,46 @@ pub struct StepUniform {
     pub weight_decay: f32,
     /// Number of chunks in the work table.
     pub n_chunks: u32,
+    /// Options, as bits of [`flags`].
+    pub flags: u32,
+    /// AdamW's `1 - lr * weight_decay`, rounded once from f64.
+    pub decay_factor: f32,
+    /// Padding to a multiple of 16 bytes.
+    pub pad0: u32,
+    /// Padding to a multiple of 16 bytes.
+    pub pad1: u32,
+}
+
+/// Bits of [`StepUniform::flags`]; mirrored by the `FLAG_` constants of `shaders/common.wgsl`.
+pub mod flags {
+    /// Ascend instead of descend: the gradient is negated first.
+    pub const MAXIMIZE: u32 = 1;
+    /// SGD keeps a momentum buffer.
+    pub const MOMENTUM: u32 = 2;
+    /// SGD's Nesterov update.
+    pub const NESTEROV: u32 = 4;
+    /// Adam uses the running maximum of the second moment.
+    pub const AMSGRAD: u32 = 8;
+    /// Adam's weight decay is decoupled (AdamW).
+    pub const DECOUPLED: u32 = 16;
+
+    /// Every flag with its WGSL name.
+    pub const ALL: &[(&str, u32)] = &[
+        ("FLAG_MAXIMIZE", MAXIMIZE),
+        ("FLAG_MOMENTUM", MOMENTUM),
+        ("FLAG_NESTEROV", NESTEROV),
+        ("FLAG_AMSGRAD", AMSGRAD),
+        ("FLAG_DECOUPLED", DECOUPLED),
+    ];
+
+    /// `flag` if `on`, else 0.
+    pub(crate) fn when(on: bool, flag: u32) -> u32 {
+        if on {
+            flag
+        } else {
+            0
+        }
+    }
 }
 
 /// Per-tensor values of one recorded step; mirrors `TensorStep` in `shaders/common.wgsl`.
@@ -82,6 +122,19 @@ pub(crate) fn state_buffer(set: &ParamSet, label: &str) -> Result<wgpu::Buffer> 
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_DST
                 | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
+    })
+}
+
+/// Creates the small buffer bound where a shader declares state a config does not use.
+pub(crate) fn placeholder_buffer(set: &ParamSet) -> Result<wgpu::Buffer> {
+    let ctx = set.context();
+    ctx.capture("placeholder state buffer", || {
+        ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu-optim unused state"),
+            size: MIN_BINDING,
+            usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         })
     })

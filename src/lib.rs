@@ -43,17 +43,19 @@ mod norm;
 mod optim;
 mod params;
 mod readback;
+mod sgd;
 pub mod shaders;
 
-pub use adam::{Adam, AdamConfig};
+pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
 pub use context::Context;
 pub use error::{Error, Result};
 pub use gd::{Gd, GdConfig};
-pub use kernel::{StepUniform, TensorStep, STEPS_IN_FLIGHT};
+pub use kernel::{flags, StepUniform, TensorStep, STEPS_IN_FLIGHT};
 pub use layout::{Layout, LayoutBuilder, TensorInfo, CHUNK_LEN, TENSOR_ALIGN};
 pub use momentum::{Momentum, MomentumConfig};
 pub use optim::{Fused, Optimizer, Rule};
 pub use params::ParamSet;
+pub use sgd::{Sgd, SgdConfig};
 
 /// The README's example, compiled and run as a doctest.
 #[doc = include_str!("../README.md")]

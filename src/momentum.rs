@@ -39,7 +39,11 @@ impl MomentumConfig {
 impl Rule for MomentumConfig {
     const NAME: &'static str = "momentum";
     const SHADER: &'static str = shaders::MOMENTUM;
-    const STATE: &'static [&'static str] = &["velocity"];
+    const STATE_BINDINGS: usize = 1;
+
+    fn state(&self) -> &'static [&'static str] {
+        &["velocity"]
+    }
 
     fn validate(&self) -> Result<()> {
         check_lr(self.lr)?;

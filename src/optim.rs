@@ -1,7 +1,7 @@
 //! What every optimizer offers, the one fused driver they all share, and the bookkeeping
 //! common to them: validation and per-tensor step counts.
 
-use crate::kernel::{state_buffer, StepKernel, StepUniform, TensorStep};
+use crate::kernel::{placeholder_buffer, state_buffer, StepKernel, StepUniform, TensorStep};
 use crate::{Error, ParamSet, Result};
 
 /// An optimizer whose state lives on the GPU beside a [`ParamSet`].
@@ -41,8 +41,9 @@ pub trait Optimizer {
 
 /// An update rule: what a config struct tells the shared drivers about its optimizer.
 ///
-/// Implemented by [`GdConfig`](crate::GdConfig), [`MomentumConfig`](crate::MomentumConfig)
-/// and [`AdamConfig`](crate::AdamConfig); the GPU driver is [`Fused`] and the CPU one
+/// Implemented by the config structs ([`GdConfig`](crate::GdConfig),
+/// [`MomentumConfig`](crate::MomentumConfig), [`SgdConfig`](crate::SgdConfig),
+/// [`AdamConfig`](crate::AdamConfig), [`AdamWConfig`](crate::AdamWConfig)); the GPU driver is [`Fused`] and the CPU one
 /// [`cpu::Reference`](crate::cpu::Reference).
 pub trait Rule: Copy + std::fmt::Debug + Send + Sync + 'static {
     /// Short name, as in the shader file name.
@@ -51,8 +52,16 @@ pub trait Rule: Copy + std::fmt::Debug + Send + Sync + 'static {
     /// WGSL source, shared header included.
     const SHADER: &'static str;
 
-    /// Names of the per-parameter state arenas, in binding order (PyTorch's vocabulary).
-    const STATE: &'static [&'static str];
+    /// State bindings the shader declares (5, 6, ...); those past [`Rule::state`] get a
+    /// small placeholder buffer.
+    const STATE_BINDINGS: usize;
+
+    /// The hyperparameter that decides which state exists, named for error messages.
+    const STATE_FIELD: &'static str = "";
+
+    /// Names of the per-parameter state arenas this config needs, in binding order
+    /// (PyTorch's vocabulary).
+    fn state(&self) -> &'static [&'static str];
 
     /// Checks every field.
     fn validate(&self) -> Result<()>;
@@ -74,12 +83,14 @@ pub trait Rule: Copy + std::fmt::Debug + Send + Sync + 'static {
 
 /// The GPU driver of every optimizer: state buffers, kernel and step counts for one rule.
 ///
-/// Use it through its aliases [`Gd`](crate::Gd), [`Momentum`](crate::Momentum) and
-/// [`Adam`](crate::Adam).
+/// Use it through its aliases [`Gd`](crate::Gd), [`Momentum`](crate::Momentum),
+/// [`Sgd`](crate::Sgd), [`Adam`](crate::Adam) and [`AdamW`](crate::AdamW).
 #[derive(Debug)]
 pub struct Fused<R: Rule> {
     config: R,
     state: Vec<wgpu::Buffer>,
+    // Bound where the shader declares state this config does not use.
+    _placeholder: wgpu::Buffer,
     kernel: StepKernel,
     steps: Vec<u64>,
     table: Vec<TensorStep>,
@@ -89,15 +100,20 @@ impl<R: Rule> Fused<R> {
     /// Validates `config`, allocates zeroed state and compiles the kernel for `set`.
     pub fn new(set: &ParamSet, config: R) -> Result<Self> {
         config.validate()?;
-        let state = R::STATE
+        let state = config
+            .state()
             .iter()
             .map(|name| state_buffer(set, name))
             .collect::<Result<Vec<_>>>()?;
-        let refs: Vec<&wgpu::Buffer> = state.iter().collect();
-        let kernel = StepKernel::new(set, R::NAME, R::SHADER, &refs)?;
+        let placeholder = placeholder_buffer(set)?;
+        let bound: Vec<&wgpu::Buffer> = (0..R::STATE_BINDINGS)
+            .map(|i| state.get(i).unwrap_or(&placeholder))
+            .collect();
+        let kernel = StepKernel::new(set, R::NAME, R::SHADER, &bound)?;
         Ok(Self {
             config,
             state,
+            _placeholder: placeholder,
             kernel,
             steps: vec![0; set.layout().tensors().len()],
             table: Vec::new(),
@@ -110,16 +126,18 @@ impl<R: Rule> Fused<R> {
     }
 
     /// Replaces every hyperparameter for the steps recorded from now on; state and step
-    /// counts are kept. An invalid config is refused and changes nothing.
+    /// counts are kept. An invalid config, or one that needs other state (turning SGD's
+    /// momentum or Adam's AMSGrad on or off), is refused and changes nothing.
     pub fn set_config(&mut self, config: R) -> Result<()> {
-        config.validate()?;
+        check_config_change(&self.config, &config)?;
         self.config = config;
         Ok(())
     }
 
-    /// The state arena called `name` (one of [`Rule::STATE`]), laid out like the parameters.
+    /// The state arena called `name` (one of [`Rule::state`]), laid out like the parameters.
     pub fn state_buffer(&self, name: &str) -> Option<&wgpu::Buffer> {
-        R::STATE
+        self.config
+            .state()
             .iter()
             .position(|&s| s == name)
             .map(|i| &self.state[i])
@@ -159,6 +177,19 @@ impl<R: Rule> Optimizer for Fused<R> {
     fn state_bytes(&self) -> u64 {
         self.state.iter().map(wgpu::Buffer::size).sum()
     }
+}
+
+/// Validates `new` as a replacement for `old`: same state arenas, every field valid.
+pub(crate) fn check_config_change<R: Rule>(old: &R, new: &R) -> Result<()> {
+    new.validate()?;
+    if new.state() != old.state() {
+        return Err(Error::InvalidHyperparameter {
+            name: R::STATE_FIELD,
+            value: f64::NAN,
+            reason: "cannot be switched on or off once the optimizer holds its state",
+        });
+    }
+    Ok(())
 }
 
 /// Rejects a learning rate that is negative or not finite.

@@ -15,7 +15,13 @@ pub const MOMENTUM: &str = concat!(
     include_str!("../shaders/momentum.wgsl")
 );
 
-/// Adam.
+/// PyTorch's SGD.
+pub const SGD: &str = concat!(
+    include_str!("../shaders/common.wgsl"),
+    include_str!("../shaders/sgd.wgsl")
+);
+
+/// Adam and AdamW.
 pub const ADAM: &str = concat!(
     include_str!("../shaders/common.wgsl"),
     include_str!("../shaders/adam.wgsl")
@@ -28,6 +34,7 @@ pub const NORM: &str = include_str!("../shaders/norm.wgsl");
 pub const ALL: &[(&str, &str)] = &[
     ("gd", GD),
     ("momentum", MOMENTUM),
+    ("sgd", SGD),
     ("adam", ADAM),
     ("norm", NORM),
 ];

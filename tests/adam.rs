@@ -38,6 +38,7 @@ fn matches_reference_after_100_steps() {
             beta1: 0.8,
             beta2: 0.99,
             eps: 1e-6,
+            ..Default::default()
         };
         check_against_reference(
             ctx,

@@ -4,7 +4,7 @@
 
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use wgpu_optim::{shaders, StepUniform, TensorStep};
+use wgpu_optim::{flags, shaders, StepUniform, TensorStep};
 
 fn parse(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source)
@@ -118,7 +118,11 @@ fn step_structs_mirror_the_shader_header() {
             one_minus_beta1,
             one_minus_beta2,
             weight_decay,
-            n_chunks
+            n_chunks,
+            flags,
+            decay_factor,
+            pad0,
+            pad1
         ]
     );
     assert_mirrors!(
@@ -138,5 +142,21 @@ fn the_workgroup_size_is_one_constant() {
             "{name}"
         );
         assert!(source.contains("@workgroup_size(WORKGROUP_SIZE)"), "{name}");
+    }
+}
+
+#[test]
+fn flag_bits_mirror_the_shader_header() {
+    let (module, _) = parse("gd", shaders::GD);
+    for (name, bits) in flags::ALL {
+        let (_, constant) = module
+            .constants
+            .iter()
+            .find(|(_, c)| c.name.as_deref() == Some(*name))
+            .unwrap_or_else(|| panic!("no constant {name}"));
+        match module.global_expressions[constant.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => assert_eq!(v, *bits, "{name}"),
+            ref other => panic!("{name}: {other:?}"),
+        }
     }
 }

@@ -6,6 +6,7 @@
 mod adam;
 mod gd;
 mod momentum;
+mod sgd;
 
 use std::sync::Arc;
 
@@ -14,8 +15,8 @@ use rayon::prelude::*;
 
 use crate::kernel::{StepUniform, TensorStep};
 use crate::layout::{Chunk, Layout, TensorInfo};
-use crate::optim::{advance_steps, check_lr, Rule};
-use crate::{AdamConfig, Error, GdConfig, MomentumConfig, Result};
+use crate::optim::{advance_steps, check_config_change, check_lr, Rule};
+use crate::{AdamConfig, AdamWConfig, Error, GdConfig, MomentumConfig, Result, SgdConfig};
 
 /// Gradient descent on the CPU.
 pub type Gd = Reference<GdConfig>;
@@ -23,8 +24,14 @@ pub type Gd = Reference<GdConfig>;
 /// Exponential-average momentum on the CPU.
 pub type Momentum = Reference<MomentumConfig>;
 
+/// PyTorch's SGD on the CPU.
+pub type Sgd = Reference<SgdConfig>;
+
 /// Adam on the CPU.
 pub type Adam = Reference<AdamConfig>;
+
+/// AdamW on the CPU.
+pub type AdamW = Reference<AdamWConfig>;
 
 /// An optimizer whose state lives in host memory beside a [`ParamSet`].
 pub trait Optimizer {
@@ -44,7 +51,7 @@ pub trait Optimizer {
 /// The element-wise arithmetic of a rule, written once more for the CPU in the shader's
 /// order of operations (one file per rule, named like its shader).
 pub trait Update: Rule {
-    /// Updates one chunk: `params` and each of the `state` arenas (in [`Rule::STATE`]
+    /// Updates one chunk: `params` and each of the `state` arenas (in [`Rule::state`]
     /// order) in place, from the gradients `grads` of the same elements.
     fn update(
         &self,
@@ -58,7 +65,7 @@ pub trait Update: Rule {
 
 /// The CPU driver of every optimizer: state arenas and step counts for one rule.
 ///
-/// Use it through its aliases [`Gd`], [`Momentum`] and [`Adam`].
+/// Use it through its aliases [`Gd`], [`Momentum`], [`Sgd`], [`Adam`] and [`AdamW`].
 #[derive(Clone, Debug)]
 pub struct Reference<R: Update> {
     config: R,
@@ -74,7 +81,7 @@ impl<R: Update> Reference<R> {
         let n = set.layout().arena_len();
         Ok(Self {
             config,
-            state: R::STATE.iter().map(|_| Array1::zeros(n)).collect(),
+            state: config.state().iter().map(|_| Array1::zeros(n)).collect(),
             steps: vec![0; set.layout().tensors().len()],
             table: Vec::new(),
         })
@@ -85,17 +92,18 @@ impl<R: Update> Reference<R> {
         &self.config
     }
 
-    /// Replaces every hyperparameter for the steps from now on; an invalid config is refused
-    /// and changes nothing.
+    /// Replaces every hyperparameter for the steps from now on; an invalid config, or one
+    /// that needs other state, is refused and changes nothing.
     pub fn set_config(&mut self, config: R) -> Result<()> {
-        config.validate()?;
+        check_config_change(&self.config, &config)?;
         self.config = config;
         Ok(())
     }
 
-    /// The state arena called `name` (one of [`Rule::STATE`]), laid out like the parameters.
+    /// The state arena called `name` (one of [`Rule::state`]), laid out like the parameters.
     pub fn state(&self, name: &str) -> Option<&Array1<f32>> {
-        R::STATE
+        self.config
+            .state()
             .iter()
             .position(|&s| s == name)
             .map(|i| &self.state[i])
