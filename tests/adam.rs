@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use ndarray::arr1;
-use wgpu_optim::{cpu, Adam, AdamConfig, Error, Optimizer, ParamSet};
+use wgpu_optim::{cpu, Adam, AdamConfig, AdamW, AdamWConfig, Error, Optimizer, ParamSet};
 
 fn adam(lr: f64) -> AdamConfig {
     AdamConfig {
@@ -219,4 +219,70 @@ fn invalid_hyperparameters_are_typed_errors() {
         Err(Error::InvalidHyperparameter { name: "lr", .. })
     ));
     assert_eq!(opt.learning_rate(), 1e-3, "a rejected lr changes nothing");
+}
+
+#[test]
+fn matches_reference_with_every_option() {
+    let configs = [
+        AdamConfig {
+            lr: 1e-2,
+            weight_decay: 0.1,
+            amsgrad: true,
+            ..Default::default()
+        },
+        AdamConfig {
+            lr: 1e-3,
+            maximize: true,
+            weight_decay: 1e-2,
+            decoupled_weight_decay: true,
+            ..Default::default()
+        },
+    ];
+    on_every_adapter(|ctx| {
+        for (i, config) in configs.iter().enumerate() {
+            for steps in [1, 100] {
+                check_against_reference(
+                    ctx,
+                    steps,
+                    50 + i as u64,
+                    |s| Box::new(Adam::new(s, *config).unwrap()),
+                    |s| Box::new(cpu::Adam::new(s, *config).unwrap()),
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn adamw_defaults_are_pytorchs_and_state_is_exact() {
+    let w = AdamWConfig::default();
+    assert_eq!((w.lr, w.beta1, w.beta2, w.eps), (1e-3, 0.9, 0.999, 1e-8));
+    assert_eq!(w.weight_decay, 1e-2);
+    assert!(AdamConfig::from(w).decoupled_weight_decay);
+
+    let ctx = &contexts()[0];
+    let set = scalar_set(ctx, &[1.0; 5]);
+    let arena = set.param_buffer().size();
+    let plain = AdamW::new(&set, w).unwrap();
+    assert_eq!(plain.state_bytes(), 2 * arena);
+    let ams = AdamW::new(&set, AdamWConfig { amsgrad: true, ..w }).unwrap();
+    assert_eq!(ams.state_bytes(), 3 * arena);
+}
+
+/// AdamW, p = 1, lr 0.1, wd 0.5, g 0.5: p shrinks to 1 - 0.05 = 0.95, then the first Adam
+/// step moves it by lr: 0.85.
+#[test]
+fn adamw_hand_value() {
+    on_every_adapter(|ctx| {
+        let set = scalar_set(ctx, &[1.0]);
+        let config = AdamWConfig {
+            lr: 0.1,
+            weight_decay: 0.5,
+            ..Default::default()
+        };
+        let mut opt = AdamW::new(&set, config).unwrap();
+        fill_grads(&set, 0.5);
+        opt.step_submit(&set).unwrap();
+        assert_hand(first(&set, "t0"), 0.85, "AdamW");
+    });
 }
