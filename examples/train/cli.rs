@@ -1,7 +1,9 @@
 //! The command line: options, their defaults and the optimizers they name.
 
 use wgpu_optim::cpu as reference;
-use wgpu_optim::{AdamConfig, GdConfig, MomentumConfig, Optimizer, ParamSet};
+use wgpu_optim::{
+    AdamConfig, AdamWConfig, GdConfig, MomentumConfig, Optimizer, ParamSet, SgdConfig,
+};
 
 pub const USAGE: &str = "\
 Trains a one-hidden-layer MLP on the red wine quality data with GPU optimizers and the CPU
@@ -10,8 +12,15 @@ reference, and compares them.
 Usage: cargo run --release --example train -- [options]
 
 Options:
-  --optimizer gd|momentum|adam  run one optimizer (default: all three, then a comparison)
-  --lr <f>            learning rate (default: gd 0.1, momentum 0.1, adam 0.001)
+  --optimizer <name>  gd, momentum, sgd, adam or adamw (default: all five, then a
+                      comparison); sgd is torch.optim.SGD, momentum the exponential average
+  --lr <f>            learning rate (default: gd 0.1, momentum 0.1, sgd 0.01, adam 0.001,
+                      adamw 0.001)
+  --momentum <f>      sgd's momentum (default 0.9; 0 keeps no buffer); momentum's beta
+                      (default 0.9)
+  --nesterov          sgd with Nesterov momentum
+  --weight-decay <f>  sgd and adam (L2, default 0), adamw (decoupled, default 0.01)
+  --amsgrad           adam and adamw with AMSGrad
   --epochs <n>        passes over the training split (default 40)
   --batch-size <n>    minibatch size (default 32); at least the training size (1279)
                       gives full-batch gradient descent
@@ -27,11 +36,22 @@ Options:
 pub enum Kind {
     Gd,
     Momentum,
+    Sgd,
     Adam,
+    AdamW,
+}
+
+/// Hyperparameters besides the learning rate, each `None` for the optimizer's default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extras {
+    pub momentum: Option<f64>,
+    pub nesterov: bool,
+    pub weight_decay: Option<f64>,
+    pub amsgrad: bool,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Gd, Kind::Momentum, Kind::Adam];
+    pub const ALL: [Kind; 5] = [Kind::Gd, Kind::Momentum, Kind::Sgd, Kind::Adam, Kind::AdamW];
 
     fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
@@ -41,28 +61,70 @@ impl Kind {
         match self {
             Kind::Gd => "gd",
             Kind::Momentum => "momentum",
+            Kind::Sgd => "sgd",
             Kind::Adam => "adam",
+            Kind::AdamW => "adamw",
         }
     }
 
     /// Rates at which the test loss falls well below the linear model's (about 0.42) within
     /// the default epochs and batch size. Adam's is PyTorch's default: faster rates overfit
     /// and, being chaotic, let the GPU and CPU runs drift apart from their last-bit
-    /// differences.
+    /// differences. SGD's momentum of 0.9 multiplies its steps by up to ten, hence 0.01.
     pub fn default_lr(self) -> f64 {
         match self {
-            Kind::Gd => 0.1,
-            Kind::Momentum => 0.1,
-            Kind::Adam => 0.001,
+            Kind::Gd | Kind::Momentum => 0.1,
+            Kind::Sgd => 0.01,
+            Kind::Adam | Kind::AdamW => 0.001,
         }
     }
 
-    /// The GPU optimizer with the crate's default hyperparameters apart from `lr`.
-    pub fn gpu(self, lr: f64, set: &ParamSet) -> wgpu_optim::Result<Box<dyn Optimizer>> {
+    fn sgd(x: Extras) -> SgdConfig {
+        SgdConfig {
+            momentum: x.momentum.unwrap_or(0.9),
+            nesterov: x.nesterov,
+            weight_decay: x.weight_decay.unwrap_or(0.0),
+            ..Default::default()
+        }
+    }
+
+    fn momentum(x: Extras) -> MomentumConfig {
+        MomentumConfig {
+            beta: x.momentum.unwrap_or(0.9),
+            ..Default::default()
+        }
+    }
+
+    fn adam(x: Extras) -> AdamConfig {
+        AdamConfig {
+            weight_decay: x.weight_decay.unwrap_or(0.0),
+            amsgrad: x.amsgrad,
+            ..Default::default()
+        }
+    }
+
+    fn adamw(x: Extras) -> AdamWConfig {
+        let defaults = AdamWConfig::default();
+        AdamWConfig {
+            weight_decay: x.weight_decay.unwrap_or(defaults.weight_decay),
+            amsgrad: x.amsgrad,
+            ..defaults
+        }
+    }
+
+    /// The GPU optimizer with the crate's defaults apart from `lr` and `extras`.
+    pub fn gpu(
+        self,
+        lr: f64,
+        extras: Extras,
+        set: &ParamSet,
+    ) -> wgpu_optim::Result<Box<dyn Optimizer>> {
         let mut opt: Box<dyn Optimizer> = match self {
             Kind::Gd => Box::new(GdConfig::default().init(set)?),
-            Kind::Momentum => Box::new(MomentumConfig::default().init(set)?),
-            Kind::Adam => Box::new(AdamConfig::default().init(set)?),
+            Kind::Momentum => Box::new(Self::momentum(extras).init(set)?),
+            Kind::Sgd => Box::new(Self::sgd(extras).init(set)?),
+            Kind::Adam => Box::new(Self::adam(extras).init(set)?),
+            Kind::AdamW => Box::new(Self::adamw(extras).init(set)?),
         };
         opt.set_learning_rate(lr)?;
         Ok(opt)
@@ -72,12 +134,15 @@ impl Kind {
     pub fn cpu(
         self,
         lr: f64,
+        extras: Extras,
         set: &reference::ParamSet,
     ) -> wgpu_optim::Result<Box<dyn reference::Optimizer>> {
         let mut opt: Box<dyn reference::Optimizer> = match self {
             Kind::Gd => Box::new(reference::Gd::new(set, GdConfig::default())?),
-            Kind::Momentum => Box::new(reference::Momentum::new(set, MomentumConfig::default())?),
-            Kind::Adam => Box::new(reference::Adam::new(set, AdamConfig::default())?),
+            Kind::Momentum => Box::new(reference::Momentum::new(set, Self::momentum(extras))?),
+            Kind::Sgd => Box::new(reference::Sgd::new(set, Self::sgd(extras))?),
+            Kind::Adam => Box::new(reference::Adam::new(set, Self::adam(extras))?),
+            Kind::AdamW => Box::new(reference::AdamW::new(set, Self::adamw(extras))?),
         };
         opt.set_learning_rate(lr)?;
         Ok(opt)
@@ -88,6 +153,7 @@ impl Kind {
 pub struct Options {
     pub kinds: Vec<Kind>,
     pub lr: Option<f64>,
+    pub extras: Extras,
     pub epochs: usize,
     pub batch_size: usize,
     pub seed: u64,
@@ -101,6 +167,7 @@ impl Default for Options {
         Self {
             kinds: Kind::ALL.to_vec(),
             lr: None,
+            extras: Extras::default(),
             epochs: 40,
             batch_size: 32,
             seed: 42,
@@ -132,7 +199,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Optio
             "--optimizer" => {
                 let name = value()?;
                 let kind = Kind::parse(&name).ok_or_else(|| {
-                    format!("unknown optimizer `{name}`; expected gd, momentum or adam")
+                    format!("unknown optimizer `{name}`; expected gd, momentum, sgd, adam or adamw")
                 })?;
                 o.kinds = vec![kind];
             }
@@ -141,6 +208,17 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Optio
                     lr.is_finite() && *lr >= 0.0
                 })?)
             }
+            "--momentum" => {
+                o.extras.momentum =
+                    Some(number(&flag, &value()?, |m: &f64| (0.0..1.0).contains(m))?)
+            }
+            "--nesterov" => o.extras.nesterov = true,
+            "--weight-decay" => {
+                o.extras.weight_decay = Some(number(&flag, &value()?, |w: &f64| {
+                    w.is_finite() && *w >= 0.0
+                })?)
+            }
+            "--amsgrad" => o.extras.amsgrad = true,
             "--epochs" => o.epochs = number(&flag, &value()?, |_| true)?,
             "--batch-size" => o.batch_size = number(&flag, &value()?, |&n| n > 0)?,
             "--seed" => o.seed = number(&flag, &value()?, |_| true)?,

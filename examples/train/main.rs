@@ -170,8 +170,8 @@ impl Trainer<'_> {
             self.set.upload(name, values.view())?;
             cpu_set.upload(name, values.view())?;
         }
-        let mut gpu_opt = kind.gpu(lr, &self.set)?;
-        let mut cpu_opt = kind.cpu(lr, &cpu_set)?;
+        let mut gpu_opt = kind.gpu(lr, o.extras, &self.set)?;
+        let mut cpu_opt = kind.cpu(lr, o.extras, &cpu_set)?;
         let mut params = vec![0.0; self.layout.arena_len()];
 
         if !o.quiet {
