@@ -1,4 +1,10 @@
 //! PyTorch's SGD on the CPU; mirrors `shaders/sgd.wgsl`.
+//!
+//! Options that change the arithmetic are const parameters, so each loop vectorises.
+//! Negating the gradient (maximize) is exact, and so is the first step's `0 * 0 + 1 * g`,
+//! which takes the gradient into the zeroed buffer as the shader's `b = g` does.
+
+use ndarray::{ArrayView1, ArrayViewMut1, Zip};
 
 use super::Update;
 use crate::kernel::{flags, StepUniform, TensorStep};
@@ -13,39 +19,48 @@ impl Update for SgdConfig {
         params: &mut [f32],
         state: &mut [&mut [f32]],
     ) {
-        let mut buffer = match state {
-            [] => None,
-            [b] => Some(b),
-            _ => unreachable!("SGD keeps at most one state arena"),
-        };
         let has = |flag| step.flags & flag != 0;
-        let first = tensor.first == 1;
-        for i in 0..params.len() {
-            let mut g = grads[i];
-            let p = params[i];
-            if has(flags::MAXIMIZE) {
-                g = -g;
+        let sign = if has(flags::MAXIMIZE) { -1.0 } else { 1.0 };
+        let (lr, wd) = (step.lr, step.weight_decay);
+        let zip = Zip::from(ArrayViewMut1::from(params)).and(ArrayView1::from(grads));
+        let [buffer] = state else {
+            // No momentum: p - lr (g + wd p).
+            if wd != 0.0 {
+                zip.for_each(|p, &g| *p -= lr * (sign * g + wd * *p));
+            } else {
+                zip.for_each(|p, &g| *p -= lr * (sign * g));
             }
-            if step.weight_decay != 0.0 {
-                g += step.weight_decay * p;
-            }
+            return;
+        };
 
-            // The buffer starts as the tensor's first gradient, then decays.
-            if let Some(buf) = buffer.as_deref_mut().filter(|_| has(flags::MOMENTUM)) {
-                let b = if first {
-                    g
-                } else {
-                    step.beta1 * buf[i] + step.one_minus_beta1 * g
-                };
-                buf[i] = b;
-                g = if has(flags::NESTEROV) {
-                    g + step.beta1 * b
-                } else {
-                    b
-                };
-            }
-
-            params[i] = p - step.lr * g;
+        // The buffer decays by momentum and takes in (1 - dampening) of the gradient; on a
+        // tensor's first step it is zero and takes the whole gradient.
+        let (keep, take) = if tensor.first == 1 {
+            (0.0, 1.0)
+        } else {
+            (step.beta1, step.one_minus_beta1)
+        };
+        let mu = step.beta1;
+        let zip = zip.and(ArrayViewMut1::from(&mut **buffer));
+        match (wd != 0.0, has(flags::NESTEROV)) {
+            (false, false) => zip.for_each(|p, &g, b| {
+                *b = keep * *b + take * (sign * g);
+                *p -= lr * *b;
+            }),
+            (true, false) => zip.for_each(|p, &g, b| {
+                *b = keep * *b + take * (sign * g + wd * *p);
+                *p -= lr * *b;
+            }),
+            (false, true) => zip.for_each(|p, &g, b| {
+                let g = sign * g;
+                *b = keep * *b + take * g;
+                *p -= lr * (g + mu * *b);
+            }),
+            (true, true) => zip.for_each(|p, &g, b| {
+                let g = sign * g + wd * *p;
+                *b = keep * *b + take * g;
+                *p -= lr * (g + mu * *b);
+            }),
         }
     }
 }
