@@ -1,11 +1,69 @@
 // Adam and AdamW: bias-corrected moments; options are flags of the step uniform.
 
-@group(0) @binding(5) var<storage, read_write> exp_avg: array<f32>;
+@group(0) @binding(5) var<storage, read_write> exp_avg: array<vec4<f32>>;
 
-@group(0) @binding(6) var<storage, read_write> exp_avg_sq: array<f32>;
+@group(0) @binding(6) var<storage, read_write> exp_avg_sq: array<vec4<f32>>;
 
 // Bound to a placeholder unless AMSGrad is on.
-@group(0) @binding(7) var<storage, read_write> max_exp_avg_sq: array<f32>;
+@group(0) @binding(7) var<storage, read_write> max_exp_avg_sq: array<vec4<f32>>;
+
+struct AdamQuad {
+    p: vec4<f32>,
+    m: vec4<f32>,
+    v: vec4<f32>,
+    v_max: vec4<f32>,
+}
+
+fn adam(q: u32, t: TensorStep) -> AdamQuad {
+    var g = grads[q];
+    var p = params[q];
+    if has_flag(FLAG_MAXIMIZE) {
+        g = -g;
+    }
+
+    // Weight decay: AdamW shrinks p, Adam adds wd * p to the gradient (L2).
+    if has_flag(FLAG_DECOUPLED) {
+        p = p * cfg.decay_factor;
+    } else if cfg.weight_decay != 0.0 {
+        g = g + cfg.weight_decay * p;
+    }
+
+    // Moment updates.
+    let m = cfg.beta1 * exp_avg[q] + cfg.one_minus_beta1 * g;
+    let v = cfg.beta2 * exp_avg_sq[q] + cfg.one_minus_beta2 * (g * g);
+    var v_used = v;
+    if has_flag(FLAG_AMSGRAD) {
+        v_used = max(max_exp_avg_sq[q], v);
+    }
+
+    // Bias correction: eps is added after dividing sqrt(v) by sqrt(1 - beta2^t).
+    let denom = sqrt(v_used) / t.bc2_sqrt + cfg.eps;
+
+    // Result: the step size lr / (1 - beta1^t) comes from the host.
+    return AdamQuad(p - t.step_size * (m / denom), m, v, v_used);
+}
+
+// Stores the first `lanes` elements of quad q.
+fn store(q: u32, o: AdamQuad, lanes: u32) {
+    let amsgrad = has_flag(FLAG_AMSGRAD);
+    if lanes == 4u {
+        params[q] = o.p;
+        exp_avg[q] = o.m;
+        exp_avg_sq[q] = o.v;
+        if amsgrad {
+            max_exp_avg_sq[q] = o.v_max;
+        }
+        return;
+    }
+    for (var k = 0u; k < lanes; k++) {
+        params[q][k] = o.p[k];
+        exp_avg[q][k] = o.m[k];
+        exp_avg_sq[q][k] = o.v[k];
+        if amsgrad {
+            max_exp_avg_sq[q][k] = o.v_max[k];
+        }
+    }
+}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
@@ -15,35 +73,11 @@ fn main(
 ) {
     let chunk = workgroup_chunk(wid, groups);
     let t = tensors[chunk.tensor];
-    for (var i = chunk.start + lid; i < chunk.end; i += WORKGROUP_SIZE) {
-        var g = grads[i];
-        var p = params[i];
-        if has_flag(FLAG_MAXIMIZE) {
-            g = -g;
-        }
-
-        // Weight decay: AdamW shrinks p, Adam adds wd * p to the gradient (L2).
-        if has_flag(FLAG_DECOUPLED) {
-            p = p * cfg.decay_factor;
-        } else if cfg.weight_decay != 0.0 {
-            g = g + cfg.weight_decay * p;
-        }
-
-        // Moment updates.
-        let m = cfg.beta1 * exp_avg[i] + cfg.one_minus_beta1 * g;
-        let v = cfg.beta2 * exp_avg_sq[i] + cfg.one_minus_beta2 * (g * g);
-        exp_avg[i] = m;
-        exp_avg_sq[i] = v;
-        var v_used = v;
-        if has_flag(FLAG_AMSGRAD) {
-            v_used = max(max_exp_avg_sq[i], v);
-            max_exp_avg_sq[i] = v_used;
-        }
-
-        // Bias correction: eps is added after dividing sqrt(v) by sqrt(1 - beta2^t).
-        let denom = sqrt(v_used) / t.bc2_sqrt + cfg.eps;
-
-        // Result: the step size lr / (1 - beta1^t) comes from the host.
-        params[i] = p - t.step_size * (m / denom);
+    let quads = quads_of(chunk);
+    for (var q = quads.first + lid; q < quads.full; q += WORKGROUP_SIZE) {
+        store(q, adam(q, t), 4u);
+    }
+    if lid == 0u && quads.tail != 0u {
+        store(quads.full, adam(quads.full, t), quads.tail);
     }
 }

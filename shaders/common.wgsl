@@ -55,9 +55,11 @@ struct TensorStep {
 
 @group(0) @binding(2) var<storage, read> tensors: array<TensorStep>;
 
-@group(0) @binding(3) var<storage, read> grads: array<f32>;
+// Arenas are read and written four elements at a time; tensors start on 64-element
+// boundaries, so only a tensor's last quad can be partial.
+@group(0) @binding(3) var<storage, read> grads: array<vec4<f32>>;
 
-@group(0) @binding(4) var<storage, read_write> params: array<f32>;
+@group(0) @binding(4) var<storage, read_write> params: array<vec4<f32>>;
 
 // Elements of this workgroup: its chunk, or an empty range when the dispatch overshoots
 // (dispatches are 2-D past 65,535 chunks) or the tensor has no gradient this step.
@@ -71,4 +73,16 @@ fn workgroup_chunk(wid: vec3<u32>, groups: vec3<u32>) -> Chunk {
         return Chunk(chunk.tensor, 0u, 0u, 0u);
     }
     return chunk;
+}
+
+// Quads of a chunk: whole ones are first..full; a partial last quad at `full` holds
+// `tail` (1 to 3) elements, or tail is 0.
+struct Quads {
+    first: u32,
+    full: u32,
+    tail: u32,
+}
+
+fn quads_of(chunk: Chunk) -> Quads {
+    return Quads(chunk.start / 4u, chunk.end / 4u, chunk.end % 4u);
 }

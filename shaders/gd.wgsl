@@ -1,13 +1,25 @@
 // Gradient descent: p <- p - lr * g.
 
+fn gd(q: u32) -> vec4<f32> {
+    return params[q] - cfg.lr * grads[q];
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let chunk = workgroup_chunk(wid, groups);
-    for (var i = chunk.start + lid; i < chunk.end; i += WORKGROUP_SIZE) {
-        params[i] = params[i] - cfg.lr * grads[i];
+    let quads = quads_of(workgroup_chunk(wid, groups));
+    for (var q = quads.first + lid; q < quads.full; q += WORKGROUP_SIZE) {
+        params[q] = gd(q);
+    }
+
+    // Partial last quad: store only the tensor's own elements.
+    if lid == 0u && quads.tail != 0u {
+        let p = gd(quads.full);
+        for (var k = 0u; k < quads.tail; k++) {
+            params[quads.full][k] = p[k];
+        }
     }
 }

@@ -11,7 +11,7 @@ struct Chunk {
 
 @group(0) @binding(0) var<storage, read> chunks: array<Chunk>;
 
-@group(0) @binding(1) var<storage, read> grads: array<f32>;
+@group(0) @binding(1) var<storage, read> grads: array<vec4<f32>>;
 
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 
@@ -43,8 +43,15 @@ fn partial_sums(
     var acc = 0.0;
     if c < n_chunks {
         let chunk = chunks[c];
-        for (var i = chunk.start + lid; i < chunk.end; i += WORKGROUP_SIZE) {
-            acc += grads[i] * grads[i];
+        let full = chunk.end / 4u;
+        for (var q = chunk.start / 4u + lid; q < full; q += WORKGROUP_SIZE) {
+            acc += dot(grads[q], grads[q]);
+        }
+        // Partial last quad: lanes past the tensor's end are padding, not gradient.
+        let tail = chunk.end % 4u;
+        if lid == 0u && tail != 0u {
+            let g = select(vec4<f32>(0.0), grads[full], vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(tail));
+            acc += dot(g, g);
         }
     }
     // Out-of-range workgroups still reach the barriers, which need uniform control flow.

@@ -1,7 +1,57 @@
 // PyTorch's SGD: maximize, weight decay, momentum with dampening, Nesterov.
 
 // Bound to a placeholder when momentum is 0.
-@group(0) @binding(5) var<storage, read_write> momentum_buffer: array<f32>;
+@group(0) @binding(5) var<storage, read_write> momentum_buffer: array<vec4<f32>>;
+
+struct SgdQuad {
+    p: vec4<f32>,
+    b: vec4<f32>,
+}
+
+fn sgd(q: u32, first: bool) -> SgdQuad {
+    var g = grads[q];
+    let p = params[q];
+    if has_flag(FLAG_MAXIMIZE) {
+        g = -g;
+    }
+    if cfg.weight_decay != 0.0 {
+        g = g + cfg.weight_decay * p;
+    }
+
+    // The buffer starts as the tensor's first gradient; later it decays by momentum
+    // (beta1) and takes in (1 - dampening) (one_minus_beta1) of the gradient.
+    var b = vec4<f32>(0.0);
+    if has_flag(FLAG_MOMENTUM) {
+        b = g;
+        if !first {
+            b = cfg.beta1 * momentum_buffer[q] + cfg.one_minus_beta1 * g;
+        }
+        if has_flag(FLAG_NESTEROV) {
+            g = g + cfg.beta1 * b;
+        } else {
+            g = b;
+        }
+    }
+    return SgdQuad(p - cfg.lr * g, b);
+}
+
+// Stores the first `lanes` elements of quad q.
+fn store(q: u32, o: SgdQuad, lanes: u32) {
+    let keep_buffer = has_flag(FLAG_MOMENTUM);
+    if lanes == 4u {
+        params[q] = o.p;
+        if keep_buffer {
+            momentum_buffer[q] = o.b;
+        }
+        return;
+    }
+    for (var k = 0u; k < lanes; k++) {
+        params[q][k] = o.p[k];
+        if keep_buffer {
+            momentum_buffer[q][k] = o.b[k];
+        }
+    }
+}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
@@ -11,31 +61,11 @@ fn main(
 ) {
     let chunk = workgroup_chunk(wid, groups);
     let first = tensors[chunk.tensor].first == 1u;
-    for (var i = chunk.start + lid; i < chunk.end; i += WORKGROUP_SIZE) {
-        var g = grads[i];
-        let p = params[i];
-        if has_flag(FLAG_MAXIMIZE) {
-            g = -g;
-        }
-        if cfg.weight_decay != 0.0 {
-            g = g + cfg.weight_decay * p;
-        }
-
-        // The buffer starts as the tensor's first gradient; later it decays by momentum
-        // (beta1) and takes in (1 - dampening) (one_minus_beta1) of the gradient.
-        if has_flag(FLAG_MOMENTUM) {
-            var b = g;
-            if !first {
-                b = cfg.beta1 * momentum_buffer[i] + cfg.one_minus_beta1 * g;
-            }
-            momentum_buffer[i] = b;
-            if has_flag(FLAG_NESTEROV) {
-                g = g + cfg.beta1 * b;
-            } else {
-                g = b;
-            }
-        }
-
-        params[i] = p - cfg.lr * g;
+    let quads = quads_of(chunk);
+    for (var q = quads.first + lid; q < quads.full; q += WORKGROUP_SIZE) {
+        store(q, sgd(q, first), 4u);
+    }
+    if lid == 0u && quads.tail != 0u {
+        store(quads.full, sgd(quads.full, first), quads.tail);
     }
 }

@@ -12,7 +12,7 @@ use crate::{Error, Result};
 pub const TENSOR_ALIGN: usize = 64;
 
 /// Elements handled by one workgroup; a tensor is cut into chunks of at most this length.
-pub const CHUNK_LEN: usize = 2048;
+pub const CHUNK_LEN: usize = 4096;
 
 /// One tensor of a parameter set.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,8 +192,9 @@ mod tests {
             .build()
             .unwrap();
         let offsets: Vec<usize> = layout.tensors().iter().map(|t| t.offset()).collect();
-        assert_eq!(offsets, [0, 64, 64, 64 + 2112]);
-        assert_eq!(layout.arena_len(), 64 + 2112 + 64);
+        let c_start = (64 + CHUNK_LEN + 1).next_multiple_of(64);
+        assert_eq!(offsets, [0, 64, 64, c_start]);
+        assert_eq!(layout.arena_len(), c_start + 64);
         assert_eq!(layout.num_params(), 3 + CHUNK_LEN + 1 + 64);
 
         let ranges: Vec<(u32, u32, u32)> = layout
@@ -208,7 +209,7 @@ mod tests {
                 (0, 0, 3),
                 (2, 64, 64 + CHUNK_LEN as u32),
                 (2, 64 + CHUNK_LEN as u32, b_end),
-                (3, 2176, 2240)
+                (3, c_start as u32, c_start as u32 + 64)
             ]
         );
     }
