@@ -19,19 +19,20 @@ struct StepUniform {
     one_minus_beta1: f32,
     one_minus_beta2: f32,
     weight_decay: f32,
-    n_chunks: u32,
-    flags: u32,
     // AdamW's 1 - lr * weight_decay, rounded once from f64 on the host.
     decay_factor: f32,
+    flags: u32,
     pad0: u32,
     pad1: u32,
+    pad2: u32,
 }
 
 fn has_flag(flag: u32) -> bool {
     return (cfg.flags & flag) != 0u;
 }
 
-// One workgroup's elements: start..end of one tensor; mirrored by `Chunk` in src/layout.rs.
+// One workgroup's elements: start..end of one tensor, counted from the start of the arena
+// binding; mirrored by `ChunkEntry` in src/arena.rs.
 struct Chunk {
     tensor: u32,
     start: u32,
@@ -65,7 +66,7 @@ struct TensorStep {
 // (dispatches are 2-D past 65,535 chunks) or the tensor has no gradient this step.
 fn workgroup_chunk(wid: vec3<u32>, groups: vec3<u32>) -> Chunk {
     let c = wid.x + wid.y * groups.x;
-    if c >= cfg.n_chunks {
+    if c >= arrayLength(&chunks) {
         return Chunk(0u, 0u, 0u, 0u);
     }
     let chunk = chunks[c];

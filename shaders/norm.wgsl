@@ -1,4 +1,5 @@
-// L2 norm of all gradients: per-chunk sums of squares, then one workgroup sums the partials.
+// L2 norm of all gradients: per-chunk sums of squares (one dispatch per binding of the
+// arena), then one workgroup sums the partials.
 
 const WORKGROUP_SIZE: u32 = 256u;
 
@@ -8,6 +9,9 @@ struct Chunk {
     end: u32,
     pad: u32,
 }
+
+// Index of this binding's first chunk among all chunks of the set.
+@group(0) @binding(4) var<uniform> chunk_base: vec4<u32>;
 
 @group(0) @binding(0) var<storage, read> chunks: array<Chunk>;
 
@@ -57,7 +61,7 @@ fn partial_sums(
     // Out-of-range workgroups still reach the barriers, which need uniform control flow.
     let total = workgroup_sum(lid, acc);
     if lid == 0u && c < n_chunks {
-        partials[c] = total;
+        partials[chunk_base.x + c] = total;
     }
 }
 

@@ -33,16 +33,16 @@ pub struct StepUniform {
     pub one_minus_beta2: f32,
     /// Weight decay.
     pub weight_decay: f32,
-    /// Number of chunks in the work table.
-    pub n_chunks: u32,
-    /// Options, as bits of [`flags`].
-    pub flags: u32,
     /// AdamW's `1 - lr * weight_decay`, rounded once from f64.
     pub decay_factor: f32,
+    /// Options, as bits of [`flags`].
+    pub flags: u32,
     /// Padding to a multiple of 16 bytes.
     pub pad0: u32,
     /// Padding to a multiple of 16 bytes.
     pub pad1: u32,
+    /// Padding to a multiple of 16 bytes.
+    pub pad2: u32,
 }
 
 /// Bits of [`StepUniform::flags`]; mirrored by the `FLAG_` constants of `shaders/common.wgsl`.
@@ -96,14 +96,17 @@ pub(crate) fn one_minus(x: f64) -> f32 {
     (1.0 - x) as f32
 }
 
-/// Creates a read-only storage buffer holding `data` (at least [`MIN_BINDING`] bytes).
+/// Creates a read-only storage buffer holding exactly `data` (zeros if it is empty, since a
+/// buffer cannot be bound empty).
 pub(crate) fn storage_from_slice<T: bytemuck::Pod>(
     ctx: &crate::Context,
     label: &str,
     data: &[T],
 ) -> wgpu::Buffer {
     let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
-    bytes.resize(bytes.len().max(MIN_BINDING as usize), 0);
+    if bytes.is_empty() {
+        bytes.resize(MIN_BINDING as usize, 0);
+    }
     ctx.device()
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
@@ -112,31 +115,23 @@ pub(crate) fn storage_from_slice<T: bytemuck::Pod>(
         })
 }
 
-/// Creates a zeroed state buffer with the arena's size.
-pub(crate) fn state_buffer(set: &ParamSet, label: &str) -> Result<wgpu::Buffer> {
+/// Creates a zeroed state arena: one buffer per arena buffer of `set`, of the same size.
+pub(crate) fn state_buffers(set: &ParamSet, label: &str) -> Result<Vec<wgpu::Buffer>> {
     let ctx = set.context();
-    ctx.capture("optimizer state buffer", || {
-        ctx.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: set.param_buffer().size(),
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        })
-    })
-}
-
-/// Creates the small buffer bound where a shader declares state a config does not use.
-pub(crate) fn placeholder_buffer(set: &ParamSet) -> Result<wgpu::Buffer> {
-    let ctx = set.context();
-    ctx.capture("placeholder state buffer", || {
-        ctx.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("wgpu-optim unused state"),
-            size: MIN_BINDING,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        })
+    ctx.capture("optimizer state buffers", || {
+        set.arena_buffers()
+            .iter()
+            .map(|b| {
+                ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: b.params().size(),
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_DST
+                        | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect()
     })
 }
 
@@ -162,32 +157,35 @@ fn storage_entry(binding: u32, read_only: bool, dynamic: bool) -> wgpu::BindGrou
     }
 }
 
-/// One optimizer's compiled kernel, its bind group and its ring of step slots, all created
-/// once; recording a step only writes the slot's values and encodes one dispatch.
+/// One optimizer's compiled kernel, its bind groups (one per binding of the arena) and its
+/// ring of step slots, all created once; recording a step only writes the slot's values and
+/// encodes one dispatch per binding.
 #[derive(Debug)]
 pub(crate) struct StepKernel {
     pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
+    passes: Vec<(wgpu::BindGroup, (u32, u32))>,
     uniforms: wgpu::Buffer,
     tables: wgpu::Buffer,
     uniform_stride: u64,
     table_stride: u64,
     slots: usize,
     next_slot: usize,
-    dispatch: (u32, u32),
-    n_chunks: u32,
     set_id: u64,
 }
 
 impl StepKernel {
-    /// Compiles `source` and binds it to `set` and the optimizer's `state` buffers
-    /// (bindings 5, 6, ... in order).
-    pub fn new(set: &ParamSet, label: &str, source: &str, state: &[&wgpu::Buffer]) -> Result<Self> {
+    /// Compiles `source` and binds it to `set` and the optimizer's `state` arenas (bindings
+    /// 5, 6, ... in order; each arena one buffer per arena buffer of `set`, or `None` where
+    /// the shader declares state this config does not use).
+    pub fn new(
+        set: &ParamSet,
+        label: &'static str,
+        source: &str,
+        state: &[Option<&[wgpu::Buffer]>],
+    ) -> Result<Self> {
         let ctx = set.context();
-        let device = ctx.device();
         let limits = ctx.limits();
         let n_tensors = set.layout().tensors().len().max(1) as u64;
-        let n_chunks = set.layout().chunks().len() as u32;
 
         let align_u = limits.min_uniform_buffer_offset_alignment as u64;
         let align_s = limits.min_storage_buffer_offset_alignment as u64;
@@ -202,128 +200,170 @@ impl StepKernel {
             });
         }
         let slots = (TABLE_RING_BUDGET / table_stride).clamp(2, STEPS_IN_FLIGHT as u64) as usize;
-
-        let (pipeline, bind_group, uniforms, tables) =
-            ctx.capture("optimizer kernel and step ring", || {
-                // Buffers: a ring of uniform slots and a ring of per-tensor tables, one slot a step.
-                let ring = |label, size| {
-                    device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some(label),
-                        size,
-                        usage: wgpu::BufferUsages::UNIFORM
-                            | wgpu::BufferUsages::STORAGE
-                            | wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: false,
-                    })
-                };
-                let uniforms = ring("wgpu-optim step uniforms", uniform_stride * slots as u64);
-                let tables = ring("wgpu-optim step tables", table_stride * slots as u64);
-
-                // Layout: uniform, work table, tensor table, gradients, parameters, state.
-                let mut entries = vec![
-                    wgpu::BindGroupLayoutEntry {
-                        binding: 0,
-                        visibility: wgpu::ShaderStages::COMPUTE,
-                        ty: wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Uniform,
-                            has_dynamic_offset: true,
-                            min_binding_size: None,
-                        },
-                        count: None,
-                    },
-                    storage_entry(1, true, false),
-                    storage_entry(2, true, true),
-                    storage_entry(3, true, false),
-                    storage_entry(4, false, false),
-                ];
-                for i in 0..state.len() {
-                    entries.push(storage_entry(5 + i as u32, false, false));
-                }
-                let bind_layout =
-                    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                        label: Some(label),
-                        entries: &entries,
-                    });
-
-                // Bind group: fixed for the optimizer's life; only dynamic offsets change per step.
-                let mut resources = vec![
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &uniforms,
-                            offset: 0,
-                            size: wgpu::BufferSize::new(std::mem::size_of::<StepUniform>() as u64),
-                        }),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: set.chunk_buffer().as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &tables,
-                            offset: 0,
-                            size: wgpu::BufferSize::new(table_bytes),
-                        }),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: set.grad_buffer().as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: set.param_buffer().as_entire_binding(),
-                    },
-                ];
-                for (i, buffer) in state.iter().enumerate() {
-                    resources.push(wgpu::BindGroupEntry {
-                        binding: 5 + i as u32,
-                        resource: buffer.as_entire_binding(),
-                    });
-                }
-                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(label),
-                    layout: &bind_layout,
-                    entries: &resources,
-                });
-
-                // Pipeline.
-                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(label),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                });
-                let pipeline_layout =
-                    device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                        label: Some(label),
-                        bind_group_layouts: &[Some(&bind_layout)],
-                        immediate_size: 0,
-                    });
-                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(label),
-                    layout: Some(&pipeline_layout),
-                    module: &module,
-                    entry_point: Some("main"),
-                    compilation_options: Default::default(),
-                    cache: None,
-                });
-                (pipeline, bind_group, uniforms, tables)
-            })?;
-        log::debug!("{label}: {n_chunks} chunks, {slots} step slots of {table_stride} B");
-
+        let (pipeline, passes, uniforms, tables) = ctx.capture(label, || {
+            Self::create(
+                set,
+                label,
+                source,
+                state,
+                [uniform_stride, table_stride],
+                slots,
+            )
+        })?;
+        log::debug!(
+            "{label}: {} bindings, {slots} step slots of {table_stride} B",
+            passes.len()
+        );
         Ok(Self {
             pipeline,
-            bind_group,
+            passes,
             uniforms,
             tables,
             uniform_stride,
             table_stride,
             slots,
             next_slot: 0,
-            dispatch: dispatch_size(n_chunks, limits.max_compute_workgroups_per_dimension),
-            n_chunks,
             set_id: set.id(),
         })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn create(
+        set: &ParamSet,
+        label: &str,
+        source: &str,
+        state: &[Option<&[wgpu::Buffer]>],
+        [uniform_stride, table_stride]: [u64; 2],
+        slots: usize,
+    ) -> (
+        wgpu::ComputePipeline,
+        Vec<(wgpu::BindGroup, (u32, u32))>,
+        wgpu::Buffer,
+        wgpu::Buffer,
+    ) {
+        let device = set.context().device();
+        let table_bytes = set.layout().tensors().len().max(1) as u64 * 16;
+
+        // Buffers: a ring of uniform slots and a ring of per-tensor tables, one slot a step.
+        let ring = |label, size| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::UNIFORM
+                    | wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
+        let uniforms = ring("wgpu-optim step uniforms", uniform_stride * slots as u64);
+        let tables = ring("wgpu-optim step tables", table_stride * slots as u64);
+        let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu-optim unused state"),
+            size: MIN_BINDING,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+
+        // Layout: uniform, work table, tensor table, gradients, parameters, state.
+        let mut entries = vec![
+            wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: None,
+                },
+                count: None,
+            },
+            storage_entry(1, true, false),
+            storage_entry(2, true, true),
+            storage_entry(3, true, false),
+            storage_entry(4, false, false),
+        ];
+        for i in 0..state.len() {
+            entries.push(storage_entry(5 + i as u32, false, false));
+        }
+        let bind_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &entries,
+        });
+
+        // Bind groups: one per binding of the arena, fixed for the optimizer's life; only
+        // the dynamic offsets of the step slot change per step.
+        let max_groups = set.context().limits().max_compute_workgroups_per_dimension;
+        let buffers = set.arena_buffers();
+        let passes = set
+            .segments()
+            .iter()
+            .map(|table| {
+                let segment = &table.segment;
+                let arena = &buffers[segment.buffer];
+                let window = |buffer| {
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer,
+                        offset: segment.offset_in(&arena.range()),
+                        size: wgpu::BufferSize::new(segment.range.len() as u64 * 4),
+                    })
+                };
+                let mut resources = vec![
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &uniforms,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(std::mem::size_of::<StepUniform>() as u64),
+                    }),
+                    table.chunks.as_entire_binding(),
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &tables,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(table_bytes),
+                    }),
+                    window(arena.grads()),
+                    window(arena.params()),
+                ];
+                resources.extend(state.iter().map(|arena| match arena {
+                    Some(buffers) => window(&buffers[segment.buffer]),
+                    None => placeholder.as_entire_binding(),
+                }));
+                let entries: Vec<wgpu::BindGroupEntry> = resources
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, resource)| wgpu::BindGroupEntry {
+                        binding: i as u32,
+                        resource,
+                    })
+                    .collect();
+                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(label),
+                    layout: &bind_layout,
+                    entries: &entries,
+                });
+                (
+                    bind_group,
+                    dispatch_size(segment.chunks.len() as u32, max_groups),
+                )
+            })
+            .collect();
+
+        // Pipeline.
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &[Some(&bind_layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        (pipeline, passes, uniforms, tables)
     }
 
     /// Steps that can be recorded before a submit without reusing a slot.
@@ -340,7 +380,7 @@ impl StepKernel {
         }
     }
 
-    /// Writes the step's values into the next slot and records one dispatch over all chunks.
+    /// Writes the step's values into the next slot and records one dispatch per binding.
     pub fn record(
         &mut self,
         set: &ParamSet,
@@ -350,7 +390,7 @@ impl StepKernel {
     ) {
         let slot = self.next_slot;
         self.next_slot = (slot + 1) % self.slots;
-        if self.n_chunks == 0 || table.iter().all(|t| t.has_grad == 0) {
+        if self.passes.is_empty() || table.iter().all(|t| t.has_grad == 0) {
             return;
         }
 
@@ -359,11 +399,7 @@ impl StepKernel {
         let uniform_offset = slot as u64 * self.uniform_stride;
         let table_offset = slot as u64 * self.table_stride;
         let queue = set.context().queue();
-        let uniform = StepUniform {
-            n_chunks: self.n_chunks,
-            ..*uniform
-        };
-        queue.write_buffer(&self.uniforms, uniform_offset, bytemuck::bytes_of(&uniform));
+        queue.write_buffer(&self.uniforms, uniform_offset, bytemuck::bytes_of(uniform));
         queue.write_buffer(&self.tables, table_offset, bytemuck::cast_slice(table));
 
         // Encode.
@@ -372,12 +408,10 @@ impl StepKernel {
             timestamp_writes: None,
         });
         pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(
-            0,
-            &self.bind_group,
-            &[uniform_offset as u32, table_offset as u32],
-        );
-        pass.dispatch_workgroups(self.dispatch.0, self.dispatch.1, 1);
+        for (bind_group, (x, y)) in &self.passes {
+            pass.set_bind_group(0, bind_group, &[uniform_offset as u32, table_offset as u32]);
+            pass.dispatch_workgroups(*x, *y, 1);
+        }
     }
 }
 

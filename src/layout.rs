@@ -55,18 +55,16 @@ impl TensorInfo {
     }
 }
 
-/// One workgroup's share of work: elements `start..end` of tensor `tensor`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+/// One workgroup's share of work: arena elements `start..end`, all of tensor `tensor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Chunk {
-    pub tensor: u32,
-    pub start: u32,
-    pub end: u32,
-    pub _pad: u32,
+    pub tensor: usize,
+    pub start: usize,
+    pub end: usize,
 }
 
 /// The arrangement of named tensors in one arena.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Layout {
     tensors: Vec<TensorInfo>,
     by_name: HashMap<String, usize>,
@@ -113,6 +111,17 @@ impl Layout {
     }
 }
 
+impl std::fmt::Debug for Layout {
+    // A summary: the chunk list of a large set runs to megabytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layout")
+            .field("tensors", &self.tensors.len())
+            .field("arena_len", &self.arena_len)
+            .field("chunks", &self.chunks.len())
+            .finish()
+    }
+}
+
 /// Collects tensor names and shapes for a [`Layout`].
 #[derive(Debug, Default)]
 pub struct LayoutBuilder {
@@ -136,29 +145,22 @@ impl LayoutBuilder {
             if by_name.insert(name.clone(), index).is_some() {
                 return Err(Error::DuplicateTensor(name));
             }
+            // Kernels index a tensor's elements with u32.
             let len = shape
                 .iter()
                 .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .filter(|&n| n <= u32::MAX as usize)
                 .ok_or(Error::LimitExceeded {
-                    what: "tensor elements",
-                    requested: u64::MAX,
+                    what: "elements of one tensor",
+                    requested: shape.iter().map(|&d| d as u64).fold(1, u64::saturating_mul),
                     limit: u32::MAX as u64,
                 })?;
             let end = offset + len;
-            // Kernels index the arena with u32.
-            if end > u32::MAX as usize {
-                return Err(Error::LimitExceeded {
-                    what: "arena elements",
-                    requested: end as u64,
-                    limit: u32::MAX as u64,
-                });
-            }
             for start in (offset..end).step_by(CHUNK_LEN) {
                 chunks.push(Chunk {
-                    tensor: index as u32,
-                    start: start as u32,
-                    end: (start + CHUNK_LEN).min(end) as u32,
-                    _pad: 0,
+                    tensor: index,
+                    start,
+                    end: (start + CHUNK_LEN).min(end),
                 });
             }
             tensors.push(TensorInfo {
@@ -197,19 +199,19 @@ mod tests {
         assert_eq!(layout.arena_len(), c_start + 64);
         assert_eq!(layout.num_params(), 3 + CHUNK_LEN + 1 + 64);
 
-        let ranges: Vec<(u32, u32, u32)> = layout
+        let ranges: Vec<(usize, usize, usize)> = layout
             .chunks()
             .iter()
             .map(|c| (c.tensor, c.start, c.end))
             .collect();
-        let b_end = 64 + CHUNK_LEN as u32 + 1;
+        let b_end = 64 + CHUNK_LEN + 1;
         assert_eq!(
             ranges,
             [
                 (0, 0, 3),
-                (2, 64, 64 + CHUNK_LEN as u32),
-                (2, 64 + CHUNK_LEN as u32, b_end),
-                (3, c_start as u32, c_start as u32 + 64)
+                (2, 64, 64 + CHUNK_LEN),
+                (2, 64 + CHUNK_LEN, b_end),
+                (3, c_start, c_start + 64)
             ]
         );
     }
@@ -224,40 +226,19 @@ mod tests {
     }
 
     #[test]
-    fn arenas_past_u32_indexing_are_refused() {
+    fn tensors_past_u32_indexing_are_refused() {
         let err = Layout::builder()
             .tensor("huge", &[1 << 20, 1 << 12])
             .build();
-        assert!(matches!(
-            err,
-            Err(Error::LimitExceeded {
-                what: "arena elements",
-                ..
-            })
-        ));
+        assert!(matches!(err, Err(Error::LimitExceeded { what, .. }) if what.contains("tensor")));
         let err = Layout::builder()
             .tensor("overflow", &[usize::MAX, 2])
             .build();
         assert!(matches!(err, Err(Error::LimitExceeded { .. })));
-    }
-
-    /// `Chunk` is declared in both WGSL files that read the work table.
-    #[test]
-    fn chunk_mirrors_the_shaders() {
-        for source in [crate::shaders::GD, crate::shaders::NORM] {
-            let module = naga::front::wgsl::parse_str(source).unwrap();
-            let (_, ty) = module
-                .types
-                .iter()
-                .find(|(_, t)| t.name.as_deref() == Some("Chunk"))
-                .unwrap();
-            let naga::TypeInner::Struct { members, span } = &ty.inner else {
-                panic!("Chunk is not a struct");
-            };
-            let offsets: Vec<u32> = members.iter().map(|m| m.offset).collect();
-            assert_eq!(offsets, [0, 4, 8, 12]);
-            assert_eq!(*span as usize, std::mem::size_of::<Chunk>());
-            assert_eq!(std::mem::offset_of!(Chunk, end), 8);
-        }
+        // Many tensors may add up to more than u32 elements.
+        let many = (0..3).fold(Layout::builder(), |b, i| {
+            b.tensor(format!("t{i}"), &[1 << 31])
+        });
+        assert_eq!(many.build().unwrap().arena_len(), 3 << 31);
     }
 }

@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod adam;
+mod arena;
 mod context;
 pub mod cpu;
 mod error;
@@ -54,7 +55,7 @@ pub use kernel::{flags, StepUniform, TensorStep, STEPS_IN_FLIGHT};
 pub use layout::{Layout, LayoutBuilder, TensorInfo, CHUNK_LEN, TENSOR_ALIGN};
 pub use momentum::{Momentum, MomentumConfig};
 pub use optim::{Fused, Optimizer, Rule};
-pub use params::ParamSet;
+pub use params::{ArenaBuffer, ParamSet};
 pub use sgd::{Sgd, SgdConfig};
 
 /// The README's example, compiled and run as a doctest.

@@ -1,7 +1,7 @@
 //! What every optimizer offers, the one fused driver they all share, and the bookkeeping
 //! common to them: validation and per-tensor step counts.
 
-use crate::kernel::{placeholder_buffer, state_buffer, StepKernel, StepUniform, TensorStep};
+use crate::kernel::{state_buffers, StepKernel, StepUniform, TensorStep};
 use crate::{Error, ParamSet, Result};
 
 /// An optimizer whose state lives on the GPU beside a [`ParamSet`].
@@ -52,8 +52,8 @@ pub trait Rule: Copy + std::fmt::Debug + Send + Sync + 'static {
     /// WGSL source, shared header included.
     const SHADER: &'static str;
 
-    /// State bindings the shader declares (5, 6, ...); those past [`Rule::state`] get a
-    /// small placeholder buffer.
+    /// State bindings the shader declares (5, 6, ...); those past [`Rule::state`] are bound
+    /// to a small placeholder buffer.
     const STATE_BINDINGS: usize;
 
     /// The hyperparameter that decides which state exists, named for error messages.
@@ -88,9 +88,8 @@ pub trait Rule: Copy + std::fmt::Debug + Send + Sync + 'static {
 #[derive(Debug)]
 pub struct Fused<R: Rule> {
     config: R,
-    state: Vec<wgpu::Buffer>,
-    // Bound where the shader declares state this config does not use.
-    _placeholder: wgpu::Buffer,
+    // One arena per state name, each one buffer per arena buffer of the set.
+    state: Vec<Vec<wgpu::Buffer>>,
     kernel: StepKernel,
     steps: Vec<u64>,
     table: Vec<TensorStep>,
@@ -103,17 +102,15 @@ impl<R: Rule> Fused<R> {
         let state = config
             .state()
             .iter()
-            .map(|name| state_buffer(set, name))
+            .map(|name| state_buffers(set, name))
             .collect::<Result<Vec<_>>>()?;
-        let placeholder = placeholder_buffer(set)?;
-        let bound: Vec<&wgpu::Buffer> = (0..R::STATE_BINDINGS)
-            .map(|i| state.get(i).unwrap_or(&placeholder))
+        let bound: Vec<Option<&[wgpu::Buffer]>> = (0..R::STATE_BINDINGS)
+            .map(|i| state.get(i).map(Vec::as_slice))
             .collect();
         let kernel = StepKernel::new(set, R::NAME, R::SHADER, &bound)?;
         Ok(Self {
             config,
             state,
-            _placeholder: placeholder,
             kernel,
             steps: vec![0; set.layout().tensors().len()],
             table: Vec::new(),
@@ -134,13 +131,14 @@ impl<R: Rule> Fused<R> {
         Ok(())
     }
 
-    /// The state arena called `name` (one of [`Rule::state`]), laid out like the parameters.
-    pub fn state_buffer(&self, name: &str) -> Option<&wgpu::Buffer> {
+    /// The state arena called `name` (one of [`Rule::state`]): one buffer per
+    /// [`ParamSet::arena_buffers`] entry, laid out like it.
+    pub fn state_buffers(&self, name: &str) -> Option<&[wgpu::Buffer]> {
         self.config
             .state()
             .iter()
             .position(|&s| s == name)
-            .map(|i| &self.state[i])
+            .map(|i| self.state[i].as_slice())
     }
 }
 
@@ -175,7 +173,7 @@ impl<R: Rule> Optimizer for Fused<R> {
     }
 
     fn state_bytes(&self) -> u64 {
-        self.state.iter().map(wgpu::Buffer::size).sum()
+        self.state.iter().flatten().map(wgpu::Buffer::size).sum()
     }
 }
 

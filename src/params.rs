@@ -1,28 +1,65 @@
-//! The GPU parameter set: one arena buffer of parameters and one of gradients.
+//! The GPU parameter set: parameters and gradients of named tensors in arena buffers.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
+use crate::arena::{Plan, Segment};
 use crate::layout::{Layout, TensorInfo};
 use crate::norm::NormKernel;
 use crate::{readback, Context, Error, Result};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Named tensors of parameters and their gradients in two GPU storage buffers of identical
+/// One device buffer of the arena: a run of whole tensors, in a parameter buffer and a
+/// gradient buffer of the same size.
+#[derive(Debug)]
+pub struct ArenaBuffer {
+    params: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    range: Range<usize>,
+}
+
+impl ArenaBuffer {
+    /// Parameters of the tensors in this buffer.
+    pub fn params(&self) -> &wgpu::Buffer {
+        &self.params
+    }
+
+    /// Gradients of the tensors in this buffer, same layout.
+    pub fn grads(&self) -> &wgpu::Buffer {
+        &self.grads
+    }
+
+    /// Arena elements the buffer holds; element `i` of the arena is at byte
+    /// `4 * (i - range.start)` of the buffer.
+    pub fn range(&self) -> Range<usize> {
+        self.range.clone()
+    }
+}
+
+/// A segment's work table on the device, beside its place in the arena.
+#[derive(Debug)]
+pub(crate) struct SegmentTable {
+    pub segment: Segment,
+    pub chunks: wgpu::Buffer,
+}
+
+/// Named tensors of parameters and their gradients in GPU storage buffers of identical
 /// layout.
 ///
 /// Each tensor starts on a 256-byte boundary, so a caller's own kernels (a backward pass, say)
-/// can bind a single tensor with [`ParamSet::grad_binding`] and write gradients in place.
+/// can bind a single tensor with [`ParamSet::grad_binding`] and write gradients in place. A
+/// set larger than the device's largest buffer is spread over several, each holding whole
+/// tensors; a buffer larger than one storage binding is updated through several bindings.
 #[derive(Debug)]
 pub struct ParamSet {
     ctx: Context,
     layout: Arc<Layout>,
-    params: wgpu::Buffer,
-    grads: wgpu::Buffer,
-    chunks: wgpu::Buffer,
+    buffers: Vec<ArenaBuffer>,
+    segments: Vec<SegmentTable>,
     has_grad: Vec<bool>,
     norm: OnceLock<NormKernel>,
     id: u64,
@@ -30,49 +67,70 @@ pub struct ParamSet {
 
 impl ParamSet {
     /// Allocates zeroed parameter and gradient buffers for `layout` on `ctx`'s device.
+    ///
+    /// Fails with [`Error::LimitExceeded`] before allocating anything if a tensor is larger
+    /// than one device buffer, and with [`Error::OutOfMemory`] if the device cannot hold it.
     pub fn new(ctx: &Context, layout: Layout) -> Result<Self> {
-        let bytes = (layout.arena_len() as u64 * 4).max(crate::kernel::MIN_BINDING);
         let limits = ctx.limits();
-        let binding_limit = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
-        if bytes > binding_limit {
-            return Err(Error::LimitExceeded {
-                what: "parameter arena bytes",
-                requested: bytes,
-                limit: binding_limit,
-            });
-        }
+        let plan = Plan::new(
+            &layout,
+            limits.max_buffer_size,
+            limits.max_storage_buffer_binding_size,
+        )?;
 
         // Buffers: parameters and gradients share the layout; both start zeroed.
         let usage = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_DST
             | wgpu::BufferUsages::COPY_SRC;
-        let make = |label| {
-            ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        let device = ctx.device();
+        let make = |label, range: &Range<usize>| {
+            device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
-                size: bytes,
+                size: (range.len() as u64 * 4).max(crate::kernel::MIN_BINDING),
                 usage,
                 mapped_at_creation: false,
             })
         };
-        let (params, grads, chunks) = ctx.capture("parameter set buffers", || {
-            let params = make("wgpu-optim params");
-            let grads = make("wgpu-optim grads");
+        let (buffers, segments) = ctx.capture("parameter set buffers", || {
+            let buffers: Vec<ArenaBuffer> = plan
+                .buffers
+                .iter()
+                .map(|range| ArenaBuffer {
+                    params: make("wgpu-optim params", range),
+                    grads: make("wgpu-optim grads", range),
+                    range: range.clone(),
+                })
+                .collect();
 
-            // The work table maps each workgroup to a chunk of one tensor; built once.
-            let chunks =
-                crate::kernel::storage_from_slice(ctx, "wgpu-optim chunks", layout.chunks());
-            (params, grads, chunks)
+            // Work tables map each workgroup to a chunk of one tensor; built once.
+            let segments: Vec<SegmentTable> = plan
+                .segments
+                .iter()
+                .map(|segment| SegmentTable {
+                    chunks: crate::kernel::storage_from_slice(
+                        ctx,
+                        "wgpu-optim chunks",
+                        &segment.table(&layout),
+                    ),
+                    segment: segment.clone(),
+                })
+                .collect();
+            (buffers, segments)
         })?;
+        log::debug!(
+            "parameter set: {} tensors, {} elements in {} buffers, {} bindings",
+            layout.tensors().len(),
+            layout.arena_len(),
+            buffers.len(),
+            segments.len()
+        );
 
         let has_grad = vec![true; layout.tensors().len()];
         Ok(Self {
             ctx: ctx.clone(),
             layout: Arc::new(layout),
-            params,
-            grads,
-            chunks,
+            buffers,
+            segments,
             has_grad,
             norm: OnceLock::new(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -99,52 +157,85 @@ impl ParamSet {
         self.layout.tensor(name)
     }
 
-    /// The whole parameter arena.
-    pub fn param_buffer(&self) -> &wgpu::Buffer {
-        &self.params
+    /// The device buffers of the arena, in arena order (one unless the set is larger than
+    /// the device's largest buffer).
+    pub fn arena_buffers(&self) -> &[ArenaBuffer] {
+        &self.buffers
     }
 
-    /// The whole gradient arena.
-    pub fn grad_buffer(&self) -> &wgpu::Buffer {
-        &self.grads
+    /// Bytes of device memory held by parameters and gradients.
+    pub fn allocated_bytes(&self) -> u64 {
+        self.buffers
+            .iter()
+            .map(|b| b.params.size() + b.grads.size())
+            .sum()
     }
 
-    pub(crate) fn chunk_buffer(&self) -> &wgpu::Buffer {
-        &self.chunks
+    pub(crate) fn segments(&self) -> &[SegmentTable] {
+        &self.segments
+    }
+
+    /// The buffer holding `tensor`, and the tensor's byte offset in it.
+    fn locate(&self, tensor: &TensorInfo) -> (&ArenaBuffer, u64) {
+        let buffer = self
+            .buffers
+            .iter()
+            .rfind(|b| b.range.start <= tensor.offset())
+            .unwrap_or(&self.buffers[0]);
+        (buffer, (tensor.offset() - buffer.range.start) as u64 * 4)
     }
 
     /// Binding of one tensor's parameters, for a caller's own kernels.
     pub fn param_binding(&self, name: &str) -> Result<wgpu::BufferBinding<'_>> {
-        self.binding(&self.params, name)
+        self.binding(name, ArenaBuffer::params)
     }
 
     /// Binding of one tensor's gradient, for a caller's backward kernels to write into.
     pub fn grad_binding(&self, name: &str) -> Result<wgpu::BufferBinding<'_>> {
-        self.binding(&self.grads, name)
+        self.binding(name, ArenaBuffer::grads)
     }
 
-    fn binding<'a>(&self, buffer: &'a wgpu::Buffer, name: &str) -> Result<wgpu::BufferBinding<'a>> {
+    fn binding<'a>(
+        &'a self,
+        name: &str,
+        which: fn(&ArenaBuffer) -> &wgpu::Buffer,
+    ) -> Result<wgpu::BufferBinding<'a>> {
         let t = self.layout.tensor(name)?;
-        let size = std::num::NonZeroU64::new(t.len() as u64 * 4)
-            .ok_or_else(|| Error::EmptyTensor(name.to_owned()))?;
+        let bytes = t.len() as u64 * 4;
+        let size =
+            std::num::NonZeroU64::new(bytes).ok_or_else(|| Error::EmptyTensor(name.to_owned()))?;
+        let limit = self.ctx.limits().max_storage_buffer_binding_size;
+        if bytes > limit {
+            return Err(Error::LimitExceeded {
+                what: "bytes of one tensor bound as one storage binding",
+                requested: bytes,
+                limit,
+            });
+        }
+        let (buffer, offset) = self.locate(t);
         Ok(wgpu::BufferBinding {
-            buffer,
-            offset: t.offset() as u64 * 4,
+            buffer: which(buffer),
+            offset,
             size: Some(size),
         })
     }
 
     /// Writes a tensor's parameters (queued; takes effect at the next submit).
     pub fn upload(&self, name: &str, values: ArrayViewD<'_, f32>) -> Result<()> {
-        self.write(&self.params, name, values)
+        self.write(name, values, ArenaBuffer::params)
     }
 
     /// Writes a tensor's gradient (queued; takes effect at the next submit).
     pub fn upload_grad(&self, name: &str, values: ArrayViewD<'_, f32>) -> Result<()> {
-        self.write(&self.grads, name, values)
+        self.write(name, values, ArenaBuffer::grads)
     }
 
-    fn write(&self, buffer: &wgpu::Buffer, name: &str, values: ArrayViewD<'_, f32>) -> Result<()> {
+    fn write(
+        &self,
+        name: &str,
+        values: ArrayViewD<'_, f32>,
+        which: fn(&ArenaBuffer) -> &wgpu::Buffer,
+    ) -> Result<()> {
         let t = self.layout.tensor(name)?;
         if values.len() != t.len() {
             return Err(Error::LengthMismatch {
@@ -156,32 +247,44 @@ impl ParamSet {
         if t.is_empty() {
             return Ok(());
         }
-        let data: Vec<f32> = values.iter().copied().collect();
-        self.ctx
-            .queue()
-            .write_buffer(buffer, t.offset() as u64 * 4, bytemuck::cast_slice(&data));
+        let (buffer, offset) = self.locate(t);
+        let queue = self.ctx.queue();
+        match values.as_slice() {
+            Some(contiguous) => {
+                queue.write_buffer(which(buffer), offset, bytemuck::cast_slice(contiguous))
+            }
+            None => {
+                let data: Vec<f32> = values.iter().copied().collect();
+                queue.write_buffer(which(buffer), offset, bytemuck::cast_slice(&data));
+            }
+        }
         Ok(())
     }
 
     /// Reads a tensor's parameters back, in its shape (submits and waits).
     pub fn download(&self, name: &str) -> Result<ArrayD<f32>> {
-        self.read(&self.params, name)
+        self.read(name, ArenaBuffer::params)
     }
 
     /// Reads a tensor's gradient back, in its shape (submits and waits).
     pub fn download_grad(&self, name: &str) -> Result<ArrayD<f32>> {
-        self.read(&self.grads, name)
+        self.read(name, ArenaBuffer::grads)
     }
 
-    fn read(&self, buffer: &wgpu::Buffer, name: &str) -> Result<ArrayD<f32>> {
+    fn read(&self, name: &str, which: fn(&ArenaBuffer) -> &wgpu::Buffer) -> Result<ArrayD<f32>> {
         let t = self.layout.tensor(name)?;
-        let data = readback::read_f32(&self.ctx, buffer, t.offset() as u64 * 4, t.len())?;
+        let (buffer, offset) = self.locate(t);
+        let data = readback::read_f32(&self.ctx, which(buffer), offset, t.len())?;
         ArrayD::from_shape_vec(IxDyn(t.shape()), data).map_err(|e| Error::Readback(e.to_string()))
     }
 
     /// Reads the whole parameter arena back, padding included.
     pub fn download_arena(&self) -> Result<Vec<f32>> {
-        readback::read_f32(&self.ctx, &self.params, 0, self.layout.arena_len())
+        let mut arena = Vec::with_capacity(self.layout.arena_len());
+        for b in &self.buffers {
+            arena.extend(readback::read_f32(&self.ctx, &b.params, 0, b.range.len())?);
+        }
+        Ok(arena)
     }
 
     /// Says whether the tensor `name` has a gradient in the coming steps; a tensor without one
@@ -204,14 +307,15 @@ impl ParamSet {
 
     /// Records the computation of the L2 norm of all gradients (tensors without a gradient
     /// this step included) into `encoder`; read it with [`ParamSet::read_grad_norm`] after
-    /// the submit.
-    pub fn record_grad_norm(&self, encoder: &mut wgpu::CommandEncoder) {
-        self.norm_kernel().record(encoder);
+    /// the submit. The reduction's pipelines are built on the first call.
+    pub fn record_grad_norm(&self, encoder: &mut wgpu::CommandEncoder) -> Result<()> {
+        self.norm_kernel()?.record(encoder);
+        Ok(())
     }
 
     /// Reads the norm recorded by the last [`ParamSet::record_grad_norm`] that was submitted.
     pub fn read_grad_norm(&self) -> Result<f32> {
-        self.norm_kernel().read(&self.ctx)
+        self.norm_kernel()?.read(&self.ctx)
     }
 
     /// Computes the L2 norm of all gradients on the device and reads the one number back.
@@ -220,12 +324,16 @@ impl ParamSet {
             .ctx
             .device()
             .create_command_encoder(&Default::default());
-        self.record_grad_norm(&mut encoder);
+        self.record_grad_norm(&mut encoder)?;
         self.ctx.queue().submit([encoder.finish()]);
         self.read_grad_norm()
     }
 
-    fn norm_kernel(&self) -> &NormKernel {
-        self.norm.get_or_init(|| NormKernel::new(self))
+    fn norm_kernel(&self) -> Result<&NormKernel> {
+        if let Some(kernel) = self.norm.get() {
+            return Ok(kernel);
+        }
+        let kernel = NormKernel::new(self)?;
+        Ok(self.norm.get_or_init(|| kernel))
     }
 }

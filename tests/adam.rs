@@ -262,7 +262,7 @@ fn adamw_defaults_are_pytorchs_and_state_is_exact() {
 
     let ctx = &contexts()[0];
     let set = scalar_set(ctx, &[1.0; 5]);
-    let arena = set.param_buffer().size();
+    let arena = set.arena_buffers()[0].params().size();
     let plain = AdamW::new(&set, w).unwrap();
     assert_eq!(plain.state_bytes(), 2 * arena);
     let ams = AdamW::new(&set, AdamWConfig { amsgrad: true, ..w }).unwrap();

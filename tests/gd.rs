@@ -72,12 +72,9 @@ fn tails_update_every_element_and_nothing_past_the_end() {
                 arena[x.offset() + i] = i as f32;
             }
             let queue = ctx.queue();
-            queue.write_buffer(set.param_buffer(), 0, bytemuck::cast_slice(&arena));
-            queue.write_buffer(
-                set.grad_buffer(),
-                0,
-                bytemuck::cast_slice(&vec![1.0f32; len]),
-            );
+            let buffers = &set.arena_buffers()[0];
+            queue.write_buffer(buffers.params(), 0, bytemuck::cast_slice(&arena));
+            queue.write_buffer(buffers.grads(), 0, bytemuck::cast_slice(&vec![1.0f32; len]));
             set.set_has_grad("after", false).unwrap();
 
             let mut opt = Gd::new(&set, gd(0.5)).unwrap();

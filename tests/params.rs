@@ -90,28 +90,6 @@ fn bad_input_is_a_typed_error_and_writes_nothing() {
 }
 
 #[test]
-fn arenas_past_the_binding_limit_are_refused_before_allocation() {
-    let ctx = &contexts()[0];
-    let limit = ctx.limits().max_storage_buffer_binding_size;
-    let elements = (limit / 4 + 1) as usize;
-    let layout = Layout::builder()
-        .tensor("big", &[elements])
-        .build()
-        .unwrap();
-    match ParamSet::new(ctx, layout) {
-        Err(Error::LimitExceeded {
-            requested,
-            limit: l,
-            ..
-        }) => {
-            assert!(requested > l);
-            assert_eq!(l, limit.min(ctx.limits().max_buffer_size));
-        }
-        other => panic!("unexpected {other:?}"),
-    }
-}
-
-#[test]
 fn the_no_adapter_message_tells_what_to_install() {
     let msg = Error::NoAdapter {
         detail: String::new(),

@@ -151,8 +151,11 @@ fn state_costs_only_what_momentum_needs() {
     let plain = Sgd::new(&set, sgd(0.0, 0.0, 0.0, false)).unwrap();
     assert_eq!(plain.state_bytes(), 0);
     let heavy = Sgd::new(&set, sgd(0.9, 0.0, 0.0, false)).unwrap();
-    assert_eq!(heavy.state_bytes(), set.param_buffer().size());
-    assert!(heavy.state_buffer("momentum_buffer").is_some());
+    assert_eq!(heavy.state_bytes(), set.arena_buffers()[0].params().size());
+    assert_eq!(
+        heavy.state_buffers("momentum_buffer").map(|b| b.len()),
+        Some(1)
+    );
 }
 
 #[test]

@@ -118,11 +118,11 @@ fn step_structs_mirror_the_shader_header() {
             one_minus_beta1,
             one_minus_beta2,
             weight_decay,
-            n_chunks,
-            flags,
             decay_factor,
+            flags,
             pad0,
-            pad1
+            pad1,
+            pad2
         ]
     );
     assert_mirrors!(

@@ -158,8 +158,9 @@ impl GpuModel {
             ],
         });
 
-        // Bind group: the whole arenas; tensors are found by the offsets baked into the
-        // pipelines.
+        // Bind group: the whole arenas (the model is small, so one buffer holds every
+        // tensor); tensors are found by the offsets baked into the pipelines.
+        let arena = &set.arena_buffers()[0];
         let run_binding = wgpu::BufferBinding {
             buffer: &ring,
             offset: 0,
@@ -170,10 +171,10 @@ impl GpuModel {
             features.as_entire_binding(),
             targets.as_entire_binding(),
             indices.as_entire_binding(),
-            set.param_buffer().as_entire_binding(),
+            arena.params().as_entire_binding(),
             hidden.as_entire_binding(),
             residuals.as_entire_binding(),
-            set.grad_buffer().as_entire_binding(),
+            arena.grads().as_entire_binding(),
         ];
         let entries: Vec<_> = resources
             .into_iter()
@@ -253,7 +254,11 @@ impl GpuModel {
 
     /// Records a forward pass over both splits, the full-batch training gradient and its norm,
     /// and the copy of the residuals that [`GpuModel::read_losses`] maps.
-    pub fn record_eval(&self, encoder: &mut wgpu::CommandEncoder, set: &ParamSet) {
+    pub fn record_eval(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        set: &ParamSet,
+    ) -> wgpu_optim::Result<()> {
         let eval = self.run_counts.len() - 2;
         let full_batch = self.run_counts.len() - 1;
 
@@ -264,7 +269,7 @@ impl GpuModel {
         }
 
         // Norm of the full-batch gradient, reduced by the library on the device.
-        set.record_grad_norm(encoder);
+        set.record_grad_norm(encoder)?;
 
         // Residuals of both splits to the staging buffer.
         encoder.copy_buffer_to_buffer(
@@ -274,6 +279,7 @@ impl GpuModel {
             0,
             self.staging.size(),
         );
+        Ok(())
     }
 
     /// Maps the residuals copied by the last submitted [`GpuModel::record_eval`] and returns the

@@ -278,7 +278,7 @@ impl Trainer<'_> {
     fn gpu_eval(&self) -> Result<Eval, Box<dyn Error>> {
         let ctx = self.set.context();
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        self.gpu.record_eval(&mut encoder, &self.set);
+        self.gpu.record_eval(&mut encoder, &self.set)?;
         ctx.queue().submit([encoder.finish()]);
         let (train, test) = self.gpu.read_losses()?;
         let norm = self.set.read_grad_norm()? as f64;

@@ -145,9 +145,9 @@ impl<R: Update> Optimizer for Reference<R> {
             .into_par_iter()
             .zip(chunks.par_iter())
             .for_each(|(mut parts, c)| {
-                let tensor = &table[c.tensor as usize];
+                let tensor = &table[c.tensor];
                 if let (1, Some((params, state))) = (tensor.has_grad, parts.split_first_mut()) {
-                    let g = &grads[c.start as usize..c.end as usize];
+                    let g = &grads[c.start..c.end];
                     config.update(&uniform, tensor, g, params, state);
                 }
             });
@@ -271,7 +271,7 @@ impl ParamSet {
             .chunks()
             .par_iter()
             .map(|c| {
-                grads[c.start as usize..c.end as usize]
+                grads[c.start..c.end]
                     .iter()
                     .map(|&g| g as f64 * g as f64)
                     .sum::<f64>()
@@ -310,8 +310,8 @@ fn split_chunks<'a>(mut arenas: Vec<&'a mut [f32]>, chunks: &[Chunk]) -> Vec<Vec
     let mut parts = Vec::with_capacity(chunks.len());
     let mut base = 0usize;
     for c in chunks {
-        let skip = c.start as usize - base;
-        let len = (c.end - c.start) as usize;
+        let skip = c.start - base;
+        let len = c.end - c.start;
         parts.push(
             arenas
                 .iter_mut()
@@ -323,7 +323,7 @@ fn split_chunks<'a>(mut arenas: Vec<&'a mut [f32]>, chunks: &[Chunk]) -> Vec<Vec
                 })
                 .collect(),
         );
-        base = c.end as usize;
+        base = c.end;
     }
     parts
 }
