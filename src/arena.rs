@@ -62,8 +62,14 @@ pub(crate) struct Plan {
 
 impl Plan {
     /// Places `layout` into buffers of at most `buffer_bytes` and bindings of at most
-    /// `binding_bytes`; refuses a tensor that cannot fit in one buffer.
-    pub fn new(layout: &Layout, buffer_bytes: u64, binding_bytes: u64) -> Result<Self> {
+    /// `binding_bytes`; refuses a tensor that cannot fit in one buffer. With
+    /// `binding_per_tensor`, every tensor also starts a binding of its own.
+    pub fn new(
+        layout: &Layout,
+        buffer_bytes: u64,
+        binding_bytes: u64,
+        binding_per_tensor: bool,
+    ) -> Result<Self> {
         // Whole quads of 256-byte blocks, so every range below stays aligned.
         let buffer_max = (buffer_bytes / 256 * 64) as usize;
         let binding_max = (binding_bytes.min(buffer_bytes) / 256 * 64) as usize;
@@ -95,8 +101,10 @@ impl Plan {
                 buffer += 1;
             }
             let end = c.end.next_multiple_of(4);
+            let tensor_start = c.start == layout.tensors()[c.tensor].offset();
+            let split = binding_per_tensor && tensor_start;
             match segments.last_mut() {
-                Some(s) if s.buffer == buffer && end - s.range.start <= binding_max => {
+                Some(s) if !split && s.buffer == buffer && end - s.range.start <= binding_max => {
                     s.range.end = end;
                     s.chunks.end = i + 1;
                 }
@@ -130,7 +138,7 @@ mod tests {
     #[test]
     fn a_small_set_is_one_buffer_and_one_segment() {
         let l = layout(&[3, 0, 100]);
-        let plan = Plan::new(&l, 1 << 30, 1 << 27).unwrap();
+        let plan = Plan::new(&l, 1 << 30, 1 << 27, false).unwrap();
         assert_eq!(plan.buffers, vec![0..l.arena_len()]);
         assert_eq!(
             plan.segments,
@@ -147,7 +155,7 @@ mod tests {
         let n = 5 * CHUNK_LEN + 3;
         let l = layout(&[n]);
         let binding = 2 * CHUNK_LEN as u64 * 4;
-        let plan = Plan::new(&l, 1 << 30, binding).unwrap();
+        let plan = Plan::new(&l, 1 << 30, binding, false).unwrap();
         assert_eq!(plan.buffers.len(), 1);
         let ranges: Vec<_> = plan.segments.iter().map(|s| s.range.clone()).collect();
         let c = CHUNK_LEN;
@@ -162,7 +170,7 @@ mod tests {
     fn buffers_split_between_tensors() {
         let l = layout(&[1000, 1000, 1000]);
         // 1024 padded elements each; two fit in 8 KiB, the third starts a buffer.
-        let plan = Plan::new(&l, 8192, 8192).unwrap();
+        let plan = Plan::new(&l, 8192, 8192, false).unwrap();
         assert_eq!(plan.buffers, [0..2048, 2048..3072]);
         let owners: Vec<usize> = plan.segments.iter().map(|s| s.buffer).collect();
         assert_eq!(owners, [0, 1]);
@@ -170,10 +178,18 @@ mod tests {
     }
 
     #[test]
+    fn a_binding_per_tensor_when_asked() {
+        let l = layout(&[3, 0, 5, 2 * CHUNK_LEN]);
+        let plan = Plan::new(&l, 1 << 30, 1 << 27, true).unwrap();
+        let chunks: Vec<_> = plan.segments.iter().map(|s| s.chunks.clone()).collect();
+        assert_eq!(chunks, [0..1, 1..2, 2..4]);
+    }
+
+    #[test]
     fn a_tensor_larger_than_a_buffer_is_refused() {
         let l = layout(&[10, 4096]);
         assert!(matches!(
-            Plan::new(&l, 8192, 8192),
+            Plan::new(&l, 8192, 8192, false),
             Err(Error::LimitExceeded { .. })
         ));
     }
@@ -181,7 +197,7 @@ mod tests {
     #[test]
     fn tables_are_relative_to_their_segment() {
         let l = layout(&[10, 2 * CHUNK_LEN]);
-        let plan = Plan::new(&l, 1 << 30, CHUNK_LEN as u64 * 4).unwrap();
+        let plan = Plan::new(&l, 1 << 30, CHUNK_LEN as u64 * 4, false).unwrap();
         let tables: Vec<Vec<(u32, u32, u32)>> = plan
             .segments
             .iter()
@@ -223,7 +239,7 @@ mod tests {
     #[test]
     fn every_chunk_is_in_exactly_one_segment_of_its_buffer() {
         let l = layout(&[1, 70_000, 0, 3, 9000, 65]);
-        let plan = Plan::new(&l, 300_000, 40_000).unwrap();
+        let plan = Plan::new(&l, 300_000, 40_000, false).unwrap();
         let mut next = 0;
         for s in &plan.segments {
             assert_eq!(s.chunks.start, next);

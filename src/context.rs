@@ -67,10 +67,14 @@ impl Context {
     pub async fn from_adapter_async(adapter: wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let limits = adapter.limits();
+        // Timestamps let the benchmarks time the device itself; nothing else needs them.
+        let wanted =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgpu-optim"),
                 required_limits: limits.clone(),
+                required_features: adapter.features() & wanted,
                 ..Default::default()
             })
             .await

@@ -39,6 +39,7 @@ mod error;
 mod gd;
 mod kernel;
 mod layout;
+pub mod measure;
 mod momentum;
 mod norm;
 mod optim;

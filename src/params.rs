@@ -71,11 +71,23 @@ impl ParamSet {
     /// Fails with [`Error::LimitExceeded`] before allocating anything if a tensor is larger
     /// than one device buffer, and with [`Error::OutOfMemory`] if the device cannot hold it.
     pub fn new(ctx: &Context, layout: Layout) -> Result<Self> {
+        Self::with_plan(ctx, layout, false)
+    }
+
+    /// Like [`ParamSet::new`], but every tensor gets a binding of its own, so an optimizer
+    /// step costs one dispatch per tensor: the way not to do it, kept to measure what the
+    /// fused pass saves.
+    pub fn new_with_dispatch_per_tensor(ctx: &Context, layout: Layout) -> Result<Self> {
+        Self::with_plan(ctx, layout, true)
+    }
+
+    fn with_plan(ctx: &Context, layout: Layout, binding_per_tensor: bool) -> Result<Self> {
         let limits = ctx.limits();
         let plan = Plan::new(
             &layout,
             limits.max_buffer_size,
             limits.max_storage_buffer_binding_size,
+            binding_per_tensor,
         )?;
 
         // Buffers: parameters and gradients share the layout; both start zeroed.

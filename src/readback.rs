@@ -9,10 +9,24 @@ pub(crate) fn read_f32(
     offset: u64,
     len: usize,
 ) -> Result<Vec<f32>> {
-    if len == 0 {
+    Ok(bytemuck::pod_collect_to_vec(&read_bytes(
+        ctx,
+        buffer,
+        offset,
+        len as u64 * 4,
+    )?))
+}
+
+/// Copies `bytes` bytes (a multiple of 4) starting at byte `offset` of `buffer` to the host.
+pub(crate) fn read_bytes(
+    ctx: &Context,
+    buffer: &wgpu::Buffer,
+    offset: u64,
+    bytes: u64,
+) -> Result<Vec<u8>> {
+    if bytes == 0 {
         return Ok(Vec::new());
     }
-    let bytes = len as u64 * 4;
 
     // Staging buffer the host can map.
     let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
@@ -38,7 +52,7 @@ pub(crate) fn read_f32(
     let view = staging
         .get_mapped_range(..)
         .map_err(|e| Error::Readback(e.to_string()))?;
-    let values = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+    let values = view.to_vec();
     drop(view);
     staging.unmap();
     Ok(values)

@@ -30,6 +30,9 @@ pub const ADAM: &str = concat!(
 /// Sum of squares of the gradients, reduced to one norm.
 pub const NORM: &str = include_str!("../shaders/norm.wgsl");
 
+/// A plain copy, the bandwidth yardstick of the benchmarks.
+pub const COPY: &str = include_str!("../shaders/copy.wgsl");
+
 /// Every kernel source with its name, for tools that translate them all.
 pub const ALL: &[(&str, &str)] = &[
     ("gd", GD),
@@ -37,4 +40,5 @@ pub const ALL: &[(&str, &str)] = &[
     ("sgd", SGD),
     ("adam", ADAM),
     ("norm", NORM),
+    ("copy", COPY),
 ];
