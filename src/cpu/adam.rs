@@ -4,13 +4,12 @@
 //! parameters, so each loop vectorises. Negating the gradient (maximize) and multiplying the
 //! parameter by AdamW's decay factor (1 when off) are exact, so they need no variant.
 
-use ndarray::{ArrayView1, ArrayViewMut1, Zip};
-
 use super::Update;
 use crate::kernel::{flags, StepUniform, TensorStep};
 use crate::{AdamConfig, AdamWConfig};
 
 impl Update for AdamConfig {
+    #[inline(always)]
     fn update(
         &self,
         step: &StepUniform,
@@ -31,37 +30,28 @@ impl Update for AdamConfig {
             step: *step,
             tensor: *tensor,
         };
-        let zip = Zip::from(ArrayViewMut1::from(params)).and(ArrayView1::from(grads));
         match (state, l2) {
-            ([m, v], false) => zip.and(m_v(m)).and(m_v(v)).for_each(|p, &g, m, v| {
-                *p = moment_step::<false>(&k, *p, g, m, v, None);
-            }),
-            ([m, v], true) => zip.and(m_v(m)).and(m_v(v)).for_each(|p, &g, m, v| {
-                *p = moment_step::<true>(&k, *p, g, m, v, None);
-            }),
-            ([m, v, vmax], false) => {
-                zip.and(m_v(m))
-                    .and(m_v(v))
-                    .and(m_v(vmax))
-                    .for_each(|p, &g, m, v, vmax| {
-                        *p = moment_step::<false>(&k, *p, g, m, v, Some(vmax))
-                    })
-            }
-            ([m, v, vmax], true) => {
-                zip.and(m_v(m))
-                    .and(m_v(v))
-                    .and(m_v(vmax))
-                    .for_each(|p, &g, m, v, vmax| {
-                        *p = moment_step::<true>(&k, *p, g, m, v, Some(vmax))
-                    })
-            }
+            ([m, v], false) => adam_loop::<false>(&k, params, grads, m, v, None),
+            ([m, v], true) => adam_loop::<true>(&k, params, grads, m, v, None),
+            ([m, v, v_max], false) => adam_loop::<false>(&k, params, grads, m, v, Some(v_max)),
+            ([m, v, v_max], true) => adam_loop::<true>(&k, params, grads, m, v, Some(v_max)),
             _ => unreachable!("Adam keeps two or three state arenas"),
         }
     }
 }
 
-fn m_v<'a>(s: &'a mut &mut [f32]) -> ArrayViewMut1<'a, f32> {
-    ArrayViewMut1::from(&mut **s)
+impl Update for AdamWConfig {
+    #[inline(always)]
+    fn update(
+        &self,
+        step: &StepUniform,
+        tensor: &TensorStep,
+        grads: &[f32],
+        params: &mut [f32],
+        state: &mut [&mut [f32]],
+    ) {
+        AdamConfig::from(*self).update(step, tensor, grads, params, state);
+    }
 }
 
 /// Loop-invariant values of one chunk.
@@ -72,9 +62,38 @@ struct Constants {
     tensor: TensorStep,
 }
 
+/// Updates a chunk, with or without the running maximum of AMSGrad.
+#[inline(always)]
+fn adam_loop<const L2: bool>(
+    k: &Constants,
+    params: &mut [f32],
+    grads: &[f32],
+    exp_avg: &mut [f32],
+    exp_avg_sq: &mut [f32],
+    max_exp_avg_sq: Option<&mut &mut [f32]>,
+) {
+    let moments = params
+        .iter_mut()
+        .zip(grads)
+        .zip(exp_avg.iter_mut())
+        .zip(exp_avg_sq.iter_mut());
+    match max_exp_avg_sq {
+        None => {
+            for (((p, &g), m), v) in moments {
+                *p = element::<L2>(k, *p, g, m, v, None);
+            }
+        }
+        Some(v_max) => {
+            for ((((p, &g), m), v), v_max) in moments.zip(v_max.iter_mut()) {
+                *p = element::<L2>(k, *p, g, m, v, Some(v_max));
+            }
+        }
+    }
+}
+
 /// One element, in the shader's order; returns the new parameter.
 #[inline(always)]
-fn moment_step<const L2: bool>(
+fn element<const L2: bool>(
     k: &Constants,
     p: f32,
     g: f32,
@@ -97,9 +116,9 @@ fn moment_step<const L2: bool>(
     *exp_avg = m;
     *exp_avg_sq = v;
     let v_used = match max_exp_avg_sq {
-        Some(vmax) => {
-            *vmax = vmax.max(v);
-            *vmax
+        Some(v_max) => {
+            *v_max = v_max.max(v);
+            *v_max
         }
         None => v,
     };
@@ -107,17 +126,4 @@ fn moment_step<const L2: bool>(
     // Bias correction, then the result.
     let denom = v_used.sqrt() / k.tensor.bc2_sqrt + s.eps;
     p - k.tensor.step_size * (m / denom)
-}
-
-impl Update for AdamWConfig {
-    fn update(
-        &self,
-        step: &StepUniform,
-        tensor: &TensorStep,
-        grads: &[f32],
-        params: &mut [f32],
-        state: &mut [&mut [f32]],
-    ) {
-        AdamConfig::from(*self).update(step, tensor, grads, params, state);
-    }
 }

@@ -5,6 +5,7 @@ use crate::kernel::{StepUniform, TensorStep};
 use crate::GdConfig;
 
 impl Update for GdConfig {
+    #[inline(always)]
     fn update(
         &self,
         step: &StepUniform,

@@ -1,12 +1,11 @@
 //! Exponential-average momentum on the CPU; mirrors `shaders/momentum.wgsl`.
 
-use ndarray::{ArrayView1, ArrayViewMut1, Zip};
-
 use super::Update;
 use crate::kernel::{StepUniform, TensorStep};
 use crate::MomentumConfig;
 
 impl Update for MomentumConfig {
+    #[inline(always)]
     fn update(
         &self,
         step: &StepUniform,
@@ -18,13 +17,10 @@ impl Update for MomentumConfig {
         let [velocity] = state else {
             unreachable!("momentum keeps exactly one state arena");
         };
-        Zip::from(ArrayViewMut1::from(params))
-            .and(ArrayViewMut1::from(&mut **velocity))
-            .and(ArrayView1::from(grads))
-            .for_each(|p, vel, &g| {
-                let v = step.beta1 * *vel + step.one_minus_beta1 * g;
-                *vel = v;
-                *p -= step.lr * v;
-            });
+        for ((p, vel), &g) in params.iter_mut().zip(velocity.iter_mut()).zip(grads) {
+            let v = step.beta1 * *vel + step.one_minus_beta1 * g;
+            *vel = v;
+            *p -= step.lr * v;
+        }
     }
 }

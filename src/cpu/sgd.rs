@@ -4,13 +4,12 @@
 //! Negating the gradient (maximize) is exact, and so is the first step's `0 * 0 + 1 * g`,
 //! which takes the gradient into the zeroed buffer as the shader's `b = g` does.
 
-use ndarray::{ArrayView1, ArrayViewMut1, Zip};
-
 use super::Update;
 use crate::kernel::{flags, StepUniform, TensorStep};
 use crate::SgdConfig;
 
 impl Update for SgdConfig {
+    #[inline(always)]
     fn update(
         &self,
         step: &StepUniform,
@@ -22,13 +21,13 @@ impl Update for SgdConfig {
         let has = |flag| step.flags & flag != 0;
         let sign = if has(flags::MAXIMIZE) { -1.0 } else { 1.0 };
         let (lr, wd) = (step.lr, step.weight_decay);
-        let zip = Zip::from(ArrayViewMut1::from(params)).and(ArrayView1::from(grads));
+        let pg = params.iter_mut().zip(grads);
         let [buffer] = state else {
             // No momentum: p - lr (g + wd p).
             if wd != 0.0 {
-                zip.for_each(|p, &g| *p -= lr * (sign * g + wd * *p));
+                pg.for_each(|(p, &g)| *p -= lr * (sign * g + wd * *p));
             } else {
-                zip.for_each(|p, &g| *p -= lr * (sign * g));
+                pg.for_each(|(p, &g)| *p -= lr * (sign * g));
             }
             return;
         };
@@ -41,22 +40,22 @@ impl Update for SgdConfig {
             (step.beta1, step.one_minus_beta1)
         };
         let mu = step.beta1;
-        let zip = zip.and(ArrayViewMut1::from(&mut **buffer));
+        let all = pg.zip(buffer.iter_mut());
         match (wd != 0.0, has(flags::NESTEROV)) {
-            (false, false) => zip.for_each(|p, &g, b| {
+            (false, false) => all.for_each(|((p, &g), b)| {
                 *b = keep * *b + take * (sign * g);
                 *p -= lr * *b;
             }),
-            (true, false) => zip.for_each(|p, &g, b| {
+            (true, false) => all.for_each(|((p, &g), b)| {
                 *b = keep * *b + take * (sign * g + wd * *p);
                 *p -= lr * *b;
             }),
-            (false, true) => zip.for_each(|p, &g, b| {
+            (false, true) => all.for_each(|((p, &g), b)| {
                 let g = sign * g;
                 *b = keep * *b + take * g;
                 *p -= lr * (g + mu * *b);
             }),
-            (true, true) => zip.for_each(|p, &g, b| {
+            (true, true) => all.for_each(|((p, &g), b)| {
                 let g = sign * g + wd * *p;
                 *b = keep * *b + take * g;
                 *p -= lr * (g + mu * *b);
