@@ -87,11 +87,11 @@ pub trait Rule: Copy + std::fmt::Debug + Send + Sync + 'static {
 /// [`Sgd`](crate::Sgd), [`Adam`](crate::Adam) and [`AdamW`](crate::AdamW).
 #[derive(Debug)]
 pub struct Fused<R: Rule> {
-    config: R,
+    pub(crate) config: R,
     // One arena per state name, each one buffer per arena buffer of the set.
-    state: Vec<Vec<wgpu::Buffer>>,
+    pub(crate) state: Vec<Vec<wgpu::Buffer>>,
     kernel: StepKernel,
-    steps: Vec<u64>,
+    pub(crate) steps: Vec<u64>,
     table: Vec<TensorStep>,
 }
 

@@ -188,7 +188,7 @@ impl ParamSet {
     }
 
     /// The buffer holding `tensor`, and the tensor's byte offset in it.
-    fn locate(&self, tensor: &TensorInfo) -> (&ArenaBuffer, u64) {
+    pub(crate) fn locate(&self, tensor: &TensorInfo) -> (&ArenaBuffer, u64) {
         let buffer = self
             .buffers
             .iter()

@@ -69,12 +69,12 @@ pub trait Update: Rule {
 /// Use it through its aliases [`Gd`], [`Momentum`], [`Sgd`], [`Adam`] and [`AdamW`].
 #[derive(Clone, Debug)]
 pub struct Reference<R: Update> {
-    config: R,
+    pub(crate) config: R,
     // The layout's chunks, joined within each tensor into pieces big enough to be worth a
     // thread's while.
     tasks: Vec<Chunk>,
-    state: Vec<Array1<f32>>,
-    steps: Vec<u64>,
+    pub(crate) state: Vec<Array1<f32>>,
+    pub(crate) steps: Vec<u64>,
     table: Vec<TensorStep>,
 }
 
