@@ -14,8 +14,8 @@ struct AdamQuad {
     v_max: vec4<f32>,
 }
 
-fn adam(q: u32, t: TensorStep) -> AdamQuad {
-    var g = grads[q];
+fn adam(q: u32, bias: vec2<f32>) -> AdamQuad {
+    var g = grad(q);
     var p = params[q];
     if has_flag(FLAG_MAXIMIZE) {
         g = -g;
@@ -37,10 +37,10 @@ fn adam(q: u32, t: TensorStep) -> AdamQuad {
     }
 
     // Bias correction: eps is added after dividing sqrt(v) by sqrt(1 - beta2^t).
-    let denom = sqrt(v_used) / t.bc2_sqrt + cfg.eps;
+    let denom = sqrt(v_used) / bias.y + cfg.eps;
 
-    // Result: the step size lr / (1 - beta1^t) comes from the host.
-    return AdamQuad(p - t.step_size * (m / denom), m, v, v_used);
+    // Result: bias.x is the step size lr / (1 - beta1^t).
+    return AdamQuad(p - bias.x * (m / denom), m, v, v_used);
 }
 
 // Stores the first `lanes` elements of quad q.
@@ -72,12 +72,12 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let chunk = workgroup_chunk(wid, groups);
-    let t = tensors[chunk.tensor];
+    let bias = bias_factors(chunk.tensor);
     let quads = quads_of(chunk);
     for (var q = quads.first + lid; q < quads.full; q += WORKGROUP_SIZE) {
-        store(q, adam(q, t), 4u);
+        store(q, adam(q, bias), 4u);
     }
     if lid == 0u && quads.tail != 0u {
-        store(quads.full, adam(quads.full, t), quads.tail);
+        store(quads.full, adam(quads.full, bias), quads.tail);
     }
 }

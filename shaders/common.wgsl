@@ -1,4 +1,4 @@
-// Shared header of the optimizer kernels: step values, work table and the common bindings.
+// Shared header of every kernel that reads the gradients: step values, work table, guard.
 
 const WORKGROUP_SIZE: u32 = 256u;
 
@@ -8,6 +8,8 @@ const FLAG_MOMENTUM: u32 = 2u;
 const FLAG_NESTEROV: u32 = 4u;
 const FLAG_AMSGRAD: u32 = 8u;
 const FLAG_DECOUPLED: u32 = 16u;
+const FLAG_SKIP_NON_FINITE: u32 = 32u;
+const FLAG_CLIP: u32 = 64u;
 
 // Values of one recorded step; mirrored by `StepUniform` in src/kernel.rs.
 struct StepUniform {
@@ -22,9 +24,11 @@ struct StepUniform {
     // AdamW's 1 - lr * weight_decay, rounded once from f64 on the host.
     decay_factor: f32,
     flags: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
+    // 1 / loss scale, rounded once from f64 on the host; 1 when gradients are not scaled.
+    inv_scale: f32,
+    // Largest gradient norm before clipping.
+    max_norm: f32,
+    pad: u32,
 }
 
 fn has_flag(flag: u32) -> bool {
@@ -50,6 +54,24 @@ struct TensorStep {
     first: u32,
 }
 
+// What the guard passes found about this step's gradients, then per-tensor step counts and
+// the bias-correction table (as f32 bits); mirrored by `GuardHeader` in src/guard.rs.
+struct Guard {
+    // L2 norm of the gradients after unscaling (NaN when one was not finite).
+    norm: f32,
+    // min(1, max_norm / (norm + 1e-6)), or 1 without clipping.
+    clip: f32,
+    // 1 when this step is skipped for a non-finite gradient.
+    skip: u32,
+    // Steps skipped so far.
+    skipped: u32,
+    bias_start: u32,
+    bias_len: u32,
+    n_tensors: u32,
+    pad: u32,
+    data: array<u32>,
+}
+
 @group(0) @binding(0) var<uniform> cfg: StepUniform;
 
 @group(0) @binding(1) var<storage, read> chunks: array<Chunk>;
@@ -60,30 +82,3 @@ struct TensorStep {
 // boundaries, so only a tensor's last quad can be partial.
 @group(0) @binding(3) var<storage, read> grads: array<vec4<f32>>;
 
-@group(0) @binding(4) var<storage, read_write> params: array<vec4<f32>>;
-
-// Elements of this workgroup: its chunk, or an empty range when the dispatch overshoots
-// (dispatches are 2-D past 65,535 chunks) or the tensor has no gradient this step.
-fn workgroup_chunk(wid: vec3<u32>, groups: vec3<u32>) -> Chunk {
-    let c = wid.x + wid.y * groups.x;
-    if c >= arrayLength(&chunks) {
-        return Chunk(0u, 0u, 0u, 0u);
-    }
-    let chunk = chunks[c];
-    if tensors[chunk.tensor].has_grad == 0u {
-        return Chunk(chunk.tensor, 0u, 0u, 0u);
-    }
-    return chunk;
-}
-
-// Quads of a chunk: whole ones are first..full; a partial last quad at `full` holds
-// `tail` (1 to 3) elements, or tail is 0.
-struct Quads {
-    first: u32,
-    full: u32,
-    tail: u32,
-}
-
-fn quads_of(chunk: Chunk) -> Quads {
-    return Quads(chunk.start / 4u, chunk.end / 4u, chunk.end % 4u);
-}

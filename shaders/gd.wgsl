@@ -1,7 +1,7 @@
 // Gradient descent: p <- p - lr * g.
 
 fn gd(q: u32) -> vec4<f32> {
-    return params[q] - cfg.lr * grads[q];
+    return params[q] - cfg.lr * grad(q);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

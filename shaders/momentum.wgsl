@@ -8,7 +8,7 @@ struct MomentumQuad {
 }
 
 fn momentum(q: u32) -> MomentumQuad {
-    let v = cfg.beta1 * velocity[q] + cfg.one_minus_beta1 * grads[q];
+    let v = cfg.beta1 * velocity[q] + cfg.one_minus_beta1 * grad(q);
     return MomentumQuad(params[q] - cfg.lr * v, v);
 }
 

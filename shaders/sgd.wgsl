@@ -9,7 +9,7 @@ struct SgdQuad {
 }
 
 fn sgd(q: u32, first: bool) -> SgdQuad {
-    var g = grads[q];
+    var g = grad(q);
     let p = params[q];
     if has_flag(FLAG_MAXIMIZE) {
         g = -g;
@@ -60,7 +60,7 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let chunk = workgroup_chunk(wid, groups);
-    let first = tensors[chunk.tensor].first == 1u;
+    let first = is_first(chunk.tensor);
     let quads = quads_of(chunk);
     for (var q = quads.first + lid; q < quads.full; q += WORKGROUP_SIZE) {
         store(q, sgd(q, first), 4u);

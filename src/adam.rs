@@ -116,6 +116,13 @@ impl Rule for AdamConfig {
         let bc2 = 1.0 - self.beta2.powf(t);
         ((self.lr / bc1) as f32, bc2.sqrt() as f32)
     }
+
+    fn bias_corrections(&self, t: u64) -> [f32; 2] {
+        let t = t as f64;
+        let bc1 = 1.0 - self.beta1.powf(t);
+        let bc2 = 1.0 - self.beta2.powf(t);
+        [bc1 as f32, bc2.sqrt() as f32]
+    }
 }
 
 /// Hyperparameters of AdamW, as `torch.optim.AdamW`: Adam whose weight decay (default 1e-2)
@@ -211,5 +218,9 @@ impl Rule for AdamWConfig {
 
     fn tensor_factors(&self, t: u64) -> (f32, f32) {
         AdamConfig::from(*self).tensor_factors(t)
+    }
+
+    fn bias_corrections(&self, t: u64) -> [f32; 2] {
+        AdamConfig::from(*self).bias_corrections(t)
     }
 }

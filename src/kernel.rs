@@ -3,6 +3,7 @@
 
 use wgpu::util::DeviceExt;
 
+use crate::norm::{NormKernel, StepRings};
 use crate::{Error, ParamSet, Result};
 
 /// Smallest size given to a buffer that may be bound, so empty sets still bind.
@@ -37,12 +38,12 @@ pub struct StepUniform {
     pub decay_factor: f32,
     /// Options, as bits of [`flags`].
     pub flags: u32,
+    /// `1 / loss scale`, rounded once from f64; 1 when gradients are not scaled.
+    pub inv_scale: f32,
+    /// Largest gradient norm before clipping.
+    pub max_norm: f32,
     /// Padding to a multiple of 16 bytes.
-    pub pad0: u32,
-    /// Padding to a multiple of 16 bytes.
-    pub pad1: u32,
-    /// Padding to a multiple of 16 bytes.
-    pub pad2: u32,
+    pub pad: u32,
 }
 
 /// Bits of [`StepUniform::flags`]; mirrored by the `FLAG_` constants of `shaders/common.wgsl`.
@@ -57,6 +58,10 @@ pub mod flags {
     pub const AMSGRAD: u32 = 8;
     /// Adam's weight decay is decoupled (AdamW).
     pub const DECOUPLED: u32 = 16;
+    /// A step with an inf or NaN gradient is skipped whole; step counts live on the device.
+    pub const SKIP_NON_FINITE: u32 = 32;
+    /// Gradients are clipped to a global norm.
+    pub const CLIP: u32 = 64;
 
     /// Every flag with its WGSL name.
     pub const ALL: &[(&str, u32)] = &[
@@ -65,6 +70,8 @@ pub mod flags {
         ("FLAG_NESTEROV", NESTEROV),
         ("FLAG_AMSGRAD", AMSGRAD),
         ("FLAG_DECOUPLED", DECOUPLED),
+        ("FLAG_SKIP_NON_FINITE", SKIP_NON_FINITE),
+        ("FLAG_CLIP", CLIP),
     ];
 
     /// `flag` if `on`, else 0.
@@ -157,13 +164,17 @@ fn storage_entry(binding: u32, read_only: bool, dynamic: bool) -> wgpu::BindGrou
     }
 }
 
+/// One dispatch: a bind group over one binding of the arena and its workgroup counts.
+pub(crate) type Pass = (wgpu::BindGroup, (u32, u32));
+
 /// One optimizer's compiled kernel, its bind groups (one per binding of the arena) and its
 /// ring of step slots, all created once; recording a step only writes the slot's values and
 /// encodes one dispatch per binding.
 #[derive(Debug)]
 pub(crate) struct StepKernel {
     pipeline: wgpu::ComputePipeline,
-    passes: Vec<(wgpu::BindGroup, (u32, u32))>,
+    passes: Vec<Pass>,
+    guard: NormKernel,
     uniforms: wgpu::Buffer,
     tables: wgpu::Buffer,
     uniform_stride: u64,
@@ -176,12 +187,14 @@ pub(crate) struct StepKernel {
 impl StepKernel {
     /// Compiles `source` and binds it to `set` and the optimizer's `state` arenas (bindings
     /// 5, 6, ... in order; each arena one buffer per arena buffer of `set`, or `None` where
-    /// the shader declares state this config does not use).
+    /// the shader declares state this config does not use). `bias` is the bias-correction
+    /// table used when steps may be skipped (empty otherwise).
     pub fn new(
         set: &ParamSet,
         label: &'static str,
         source: &str,
         state: &[Option<&[wgpu::Buffer]>],
+        bias: &[[f32; 2]],
     ) -> Result<Self> {
         let ctx = set.context();
         let limits = ctx.limits();
@@ -200,15 +213,36 @@ impl StepKernel {
             });
         }
         let slots = (TABLE_RING_BUDGET / table_stride).clamp(2, STEPS_IN_FLIGHT as u64) as usize;
-        let (pipeline, passes, uniforms, tables) = ctx.capture(label, || {
-            Self::create(
-                set,
-                label,
-                source,
-                state,
-                [uniform_stride, table_stride],
-                slots,
+
+        // Buffers: a ring of uniform slots and a ring of per-tensor tables, one slot a step.
+        let (uniforms, tables) = ctx.capture(label, || {
+            let ring = |label, size| {
+                ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size,
+                    usage: wgpu::BufferUsages::UNIFORM
+                        | wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            };
+            (
+                ring("wgpu-optim step uniforms", uniform_stride * slots as u64),
+                ring("wgpu-optim step tables", table_stride * slots as u64),
             )
+        })?;
+
+        // The guard passes read the same slots.
+        let table_bytes = n_tensors * std::mem::size_of::<TensorStep>() as u64;
+        let rings = StepRings {
+            uniforms: &uniforms,
+            tables: &tables,
+            table_bytes,
+        };
+        let guard = NormKernel::new(set, &rings, bias)?;
+
+        let (pipeline, passes) = ctx.capture(label, || {
+            Self::create(set, label, source, state, &rings, guard.guard())
         })?;
         log::debug!(
             "{label}: {} bindings, {slots} step slots of {table_stride} B",
@@ -217,6 +251,7 @@ impl StepKernel {
         Ok(Self {
             pipeline,
             passes,
+            guard,
             uniforms,
             tables,
             uniform_stride,
@@ -227,36 +262,15 @@ impl StepKernel {
         })
     }
 
-    #[allow(clippy::type_complexity)]
     fn create(
         set: &ParamSet,
         label: &str,
         source: &str,
         state: &[Option<&[wgpu::Buffer]>],
-        [uniform_stride, table_stride]: [u64; 2],
-        slots: usize,
-    ) -> (
-        wgpu::ComputePipeline,
-        Vec<(wgpu::BindGroup, (u32, u32))>,
-        wgpu::Buffer,
-        wgpu::Buffer,
-    ) {
+        rings: &StepRings<'_>,
+        guard: &wgpu::Buffer,
+    ) -> (wgpu::ComputePipeline, Vec<Pass>) {
         let device = set.context().device();
-        let table_bytes = set.layout().tensors().len().max(1) as u64 * 16;
-
-        // Buffers: a ring of uniform slots and a ring of per-tensor tables, one slot a step.
-        let ring = |label, size| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage: wgpu::BufferUsages::UNIFORM
-                    | wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        };
-        let uniforms = ring("wgpu-optim step uniforms", uniform_stride * slots as u64);
-        let tables = ring("wgpu-optim step tables", table_stride * slots as u64);
         let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgpu-optim unused state"),
             size: MIN_BINDING,
@@ -284,6 +298,7 @@ impl StepKernel {
         for i in 0..state.len() {
             entries.push(storage_entry(5 + i as u32, false, false));
         }
+        entries.push(storage_entry(8, true, false));
         let bind_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(label),
             entries: &entries,
@@ -308,15 +323,15 @@ impl StepKernel {
                 };
                 let mut resources = vec![
                     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &uniforms,
+                        buffer: rings.uniforms,
                         offset: 0,
                         size: wgpu::BufferSize::new(std::mem::size_of::<StepUniform>() as u64),
                     }),
                     table.chunks.as_entire_binding(),
                     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &tables,
+                        buffer: rings.tables,
                         offset: 0,
-                        size: wgpu::BufferSize::new(table_bytes),
+                        size: wgpu::BufferSize::new(rings.table_bytes),
                     }),
                     window(arena.grads()),
                     window(arena.params()),
@@ -325,7 +340,8 @@ impl StepKernel {
                     Some(buffers) => window(&buffers[segment.buffer]),
                     None => placeholder.as_entire_binding(),
                 }));
-                let entries: Vec<wgpu::BindGroupEntry> = resources
+                // Bindings 0 to 4, the state from 5, then the guard at 8.
+                let mut entries: Vec<wgpu::BindGroupEntry> = resources
                     .into_iter()
                     .enumerate()
                     .map(|(i, resource)| wgpu::BindGroupEntry {
@@ -333,6 +349,10 @@ impl StepKernel {
                         resource,
                     })
                     .collect();
+                entries.push(wgpu::BindGroupEntry {
+                    binding: 8,
+                    resource: guard.as_entire_binding(),
+                });
                 let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some(label),
                     layout: &bind_layout,
@@ -363,12 +383,17 @@ impl StepKernel {
             compilation_options: Default::default(),
             cache: None,
         });
-        (pipeline, passes, uniforms, tables)
+        (pipeline, passes)
     }
 
     /// Steps that can be recorded before a submit without reusing a slot.
     pub fn slots(&self) -> usize {
         self.slots
+    }
+
+    /// The guard passes and their buffer.
+    pub fn guard(&self) -> &NormKernel {
+        &self.guard
     }
 
     /// Checks that `set` is the set this kernel was bound to.
@@ -402,15 +427,25 @@ impl StepKernel {
         queue.write_buffer(&self.uniforms, uniform_offset, bytemuck::bytes_of(uniform));
         queue.write_buffer(&self.tables, table_offset, bytemuck::cast_slice(table));
 
-        // Encode.
+        // Encode: the guard passes first when the update needs the norm or the skip
+        // decision, then the update, then the device's step counts.
+        let offsets = [uniform_offset as u32, table_offset as u32];
+        let skipping = uniform.flags & flags::SKIP_NON_FINITE != 0;
+        let guarded = skipping || uniform.flags & flags::CLIP != 0;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("wgpu-optim step"),
             timestamp_writes: None,
         });
+        if guarded {
+            self.guard.record_guard(&mut pass, &offsets);
+        }
         pass.set_pipeline(&self.pipeline);
         for (bind_group, (x, y)) in &self.passes {
-            pass.set_bind_group(0, bind_group, &[uniform_offset as u32, table_offset as u32]);
+            pass.set_bind_group(0, bind_group, &offsets);
             pass.dispatch_workgroups(*x, *y, 1);
+        }
+        if skipping {
+            self.guard.record_counts(&mut pass, &offsets);
         }
     }
 }

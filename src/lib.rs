@@ -55,7 +55,7 @@ pub use gd::{Gd, GdConfig};
 pub use kernel::{flags, StepUniform, TensorStep, STEPS_IN_FLIGHT};
 pub use layout::{Layout, LayoutBuilder, TensorInfo, CHUNK_LEN, TENSOR_ALIGN};
 pub use momentum::{Momentum, MomentumConfig};
-pub use optim::{Fused, Optimizer, Rule};
+pub use optim::{Fused, GradPolicy, Optimizer, Rule};
 pub use params::{ArenaBuffer, ParamSet};
 pub use sgd::{Sgd, SgdConfig};
 

@@ -1,7 +1,7 @@
 //! What every optimizer offers, the one fused driver they all share, and the bookkeeping
 //! common to them: validation and per-tensor step counts.
 
-use crate::kernel::{state_buffers, StepKernel, StepUniform, TensorStep};
+use crate::kernel::{flags, state_buffers, StepKernel, StepUniform, TensorStep};
 use crate::{Error, ParamSet, Result};
 
 /// An optimizer whose state lives on the GPU beside a [`ParamSet`].
@@ -28,7 +28,8 @@ pub trait Optimizer {
     /// Changes the learning rate for the steps recorded from now on.
     fn set_learning_rate(&mut self, lr: f64) -> Result<()>;
 
-    /// How many updates each tensor has received (recorded, not necessarily executed).
+    /// How many updates each tensor has received (recorded, not necessarily executed; with
+    /// non-finite skipping, skipped steps count here too).
     fn step_counts(&self) -> &[u64];
 
     /// Steps that may be recorded before a submit; past that, a later step would overwrite
@@ -79,6 +80,94 @@ pub trait Rule: Copy + std::fmt::Debug + Send + Sync + 'static {
     fn tensor_factors(&self, _t: u64) -> (f32, f32) {
         (0.0, 1.0)
     }
+
+    /// Bias corrections `[1 - beta1^t, sqrt(1 - beta2^t)]` from f64, rounded once; `[1, 1]`
+    /// for rules without them. Used when steps may be skipped and `t` lives on the device.
+    fn bias_corrections(&self, _t: u64) -> [f32; 2] {
+        [1.0, 1.0]
+    }
+}
+
+/// What happens to gradients before the update: loss-scale division, global-norm clipping,
+/// and skipping steps with inf or NaN gradients, all on the device in the same step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GradPolicy {
+    /// Gradients are divided by this (multiplied by `1 / loss_scale` rounded once from f64),
+    /// as mixed-precision loss scaling needs; > 0 and finite, default 1.
+    pub loss_scale: f64,
+    /// Clip to this global L2 norm (of the unscaled gradients, over every tensor of the set),
+    /// as `torch.nn.utils.clip_grad_norm_`: multiply by `min(1, max_norm / (norm + 1e-6))`.
+    /// > 0 and finite; default none.
+    pub max_norm: Option<f64>,
+    /// Skip the whole step (no parameter, state or step count changes) when any gradient is
+    /// inf or NaN; default false. Step counts then live on the device: read them with
+    /// [`Fused::read_step_counts`]. Can only be switched before the first step.
+    pub skip_non_finite: bool,
+}
+
+impl Default for GradPolicy {
+    fn default() -> Self {
+        Self {
+            loss_scale: 1.0,
+            max_norm: None,
+            skip_non_finite: false,
+        }
+    }
+}
+
+impl GradPolicy {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.loss_scale.is_finite() && self.loss_scale > 0.0) {
+            return Err(Error::InvalidHyperparameter {
+                name: "loss_scale",
+                value: self.loss_scale,
+                reason: "must be finite and > 0",
+            });
+        }
+        match self.max_norm {
+            Some(m) if !(m.is_finite() && m > 0.0) => Err(Error::InvalidHyperparameter {
+                name: "max_norm",
+                value: m,
+                reason: "must be finite and > 0",
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the guard passes (norm and non-finite test) must run before the update.
+    pub(crate) fn guarded(&self) -> bool {
+        self.skip_non_finite || self.max_norm.is_some()
+    }
+
+    /// Adds the policy's values to a step's uniform.
+    pub(crate) fn apply(&self, uniform: &mut StepUniform) {
+        uniform.inv_scale = (1.0 / self.loss_scale) as f32;
+        uniform.max_norm = self.max_norm.unwrap_or(0.0) as f32;
+        uniform.flags |= flags::when(self.skip_non_finite, flags::SKIP_NON_FINITE)
+            | flags::when(self.max_norm.is_some(), flags::CLIP);
+    }
+}
+
+/// Elements of the bias-correction table: up to the step from which both corrections are
+/// exactly 1 in f32 (a later `t` reads the last entry), at most 2^20.
+pub(crate) fn bias_table<R: Rule>(config: &R) -> Vec<[f32; 2]> {
+    let mut table = vec![[1.0, 1.0]];
+    for t in 1..1u64 << 20 {
+        let entry = config.bias_corrections(t);
+        table.push(entry);
+        if entry == [1.0, 1.0] {
+            break;
+        }
+    }
+    table
+}
+
+/// Step size and sqrt(1 - beta2^t) as the device computes them when steps may be skipped:
+/// the corrections from the f64 table, the step size divided in f32.
+pub(crate) fn skip_mode_factors<R: Rule>(config: &R, uniform: &StepUniform, t: u64) -> (f32, f32) {
+    let [bc1, bc2_sqrt] = config.bias_corrections(t);
+    (uniform.lr / bc1, bc2_sqrt)
 }
 
 /// The GPU driver of every optimizer: state buffers, kernel and step counts for one rule.
@@ -88,6 +177,7 @@ pub trait Rule: Copy + std::fmt::Debug + Send + Sync + 'static {
 #[derive(Debug)]
 pub struct Fused<R: Rule> {
     pub(crate) config: R,
+    policy: GradPolicy,
     // One arena per state name, each one buffer per arena buffer of the set.
     pub(crate) state: Vec<Vec<wgpu::Buffer>>,
     kernel: StepKernel,
@@ -107,9 +197,10 @@ impl<R: Rule> Fused<R> {
         let bound: Vec<Option<&[wgpu::Buffer]>> = (0..R::STATE_BINDINGS)
             .map(|i| state.get(i).map(Vec::as_slice))
             .collect();
-        let kernel = StepKernel::new(set, R::NAME, R::SHADER, &bound)?;
+        let kernel = StepKernel::new(set, R::NAME, R::SHADER, &bound, &[])?;
         Ok(Self {
             config,
+            policy: GradPolicy::default(),
             state,
             kernel,
             steps: vec![0; set.layout().tensors().len()],
@@ -125,10 +216,75 @@ impl<R: Rule> Fused<R> {
     /// Replaces every hyperparameter for the steps recorded from now on; state and step
     /// counts are kept. An invalid config, or one that needs other state (turning SGD's
     /// momentum or Adam's AMSGrad on or off), is refused and changes nothing.
+    ///
+    /// When steps may be skipped, new betas rewrite the device's bias-correction table at
+    /// the next submit, so steps recorded but not yet submitted use them too.
     pub fn set_config(&mut self, config: R) -> Result<()> {
         check_config_change(&self.config, &config)?;
+        if self.policy.skip_non_finite {
+            self.kernel.guard().write_bias(&bias_table(&config));
+        }
         self.config = config;
         Ok(())
+    }
+
+    /// The gradient policy in force.
+    pub fn grad_policy(&self) -> &GradPolicy {
+        &self.policy
+    }
+
+    /// Sets loss scaling, clipping and non-finite skipping for the steps recorded from now
+    /// on. Skipping can only be switched before the first step (it moves the step counts to
+    /// the device); anything invalid is refused and changes nothing.
+    pub fn set_grad_policy(&mut self, set: &ParamSet, policy: GradPolicy) -> Result<()> {
+        policy.validate()?;
+        self.kernel.check_set(set)?;
+        if policy.skip_non_finite != self.policy.skip_non_finite {
+            if self.steps.iter().any(|&t| t > 0) {
+                return Err(Error::InvalidHyperparameter {
+                    name: "skip_non_finite",
+                    value: f64::from(u8::from(policy.skip_non_finite)),
+                    reason: "can only be switched before the first step",
+                });
+            }
+            let bias = if policy.skip_non_finite {
+                bias_table(&self.config)
+            } else {
+                Vec::new()
+            };
+            let bound: Vec<Option<&[wgpu::Buffer]>> = (0..R::STATE_BINDINGS)
+                .map(|i| self.state.get(i).map(Vec::as_slice))
+                .collect();
+            self.kernel = StepKernel::new(set, R::NAME, R::SHADER, &bound, &bias)?;
+        }
+        self.policy = policy;
+        Ok(())
+    }
+
+    /// The L2 norm of the unscaled gradients in the last executed step that computed one
+    /// (with clipping or skipping on); NaN if a gradient was not finite. Reads back.
+    pub fn read_grad_norm(&self, set: &ParamSet) -> Result<f32> {
+        Ok(self.kernel.guard().read_header(set.context())?.norm)
+    }
+
+    /// How many executed steps were skipped for a non-finite gradient. Reads back.
+    pub fn read_skipped_steps(&self, set: &ParamSet) -> Result<u64> {
+        Ok(self
+            .kernel
+            .guard()
+            .read_header(set.context())?
+            .skipped
+            .into())
+    }
+
+    /// Updates each tensor has received in the executed steps: counted on the device when
+    /// steps may be skipped (reads back), else the recorded counts.
+    pub fn read_step_counts(&self, set: &ParamSet) -> Result<Vec<u64>> {
+        if self.policy.skip_non_finite {
+            self.kernel.guard().read_counts(set.context())
+        } else {
+            Ok(self.steps.clone())
+        }
     }
 
     /// The state arena called `name` (one of [`Rule::state`]): one buffer per
@@ -146,11 +302,12 @@ impl<R: Rule> Optimizer for Fused<R> {
     fn step(&mut self, encoder: &mut wgpu::CommandEncoder, set: &ParamSet) -> Result<()> {
         self.kernel.check_set(set)?;
         let config = self.config;
+        let mut uniform = config.uniform();
+        self.policy.apply(&mut uniform);
         advance_steps(&mut self.steps, set.has_grad(), &mut self.table, |t| {
             config.tensor_factors(t)
         });
-        self.kernel
-            .record(set, encoder, &config.uniform(), &self.table);
+        self.kernel.record(set, encoder, &uniform, &self.table);
         Ok(())
     }
 

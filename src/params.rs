@@ -345,7 +345,7 @@ impl ParamSet {
         if let Some(kernel) = self.norm.get() {
             return Ok(kernel);
         }
-        let kernel = NormKernel::new(self)?;
+        let kernel = NormKernel::standalone(self)?;
         Ok(self.norm.get_or_init(|| kernel))
     }
 }

@@ -120,9 +120,9 @@ fn step_structs_mirror_the_shader_header() {
             weight_decay,
             decay_factor,
             flags,
-            pad0,
-            pad1,
-            pad2
+            inv_scale,
+            max_norm,
+            pad
         ]
     );
     assert_mirrors!(

@@ -15,8 +15,10 @@ use rayon::prelude::*;
 
 use crate::kernel::{StepUniform, TensorStep};
 use crate::layout::{Chunk, Layout, TensorInfo};
-use crate::optim::{advance_steps, check_config_change, check_lr, Rule};
-use crate::{AdamConfig, AdamWConfig, Error, GdConfig, MomentumConfig, Result, SgdConfig};
+use crate::optim::{advance_steps, check_config_change, check_lr, skip_mode_factors, Rule};
+use crate::{
+    AdamConfig, AdamWConfig, Error, GdConfig, GradPolicy, MomentumConfig, Result, SgdConfig,
+};
 
 /// Gradient descent on the CPU.
 pub type Gd = Reference<GdConfig>;
@@ -75,6 +77,9 @@ pub struct Reference<R: Update> {
     tasks: Vec<Chunk>,
     pub(crate) state: Vec<Array1<f32>>,
     pub(crate) steps: Vec<u64>,
+    policy: GradPolicy,
+    last_norm: f32,
+    skipped: u64,
     table: Vec<TensorStep>,
 }
 
@@ -89,6 +94,9 @@ impl<R: Update> Reference<R> {
             state: config.state().iter().map(|_| Array1::zeros(n)).collect(),
             steps: vec![0; set.layout().tensors().len()],
             table: Vec::new(),
+            policy: GradPolicy::default(),
+            last_norm: 0.0,
+            skipped: 0,
         })
     }
 
@@ -103,6 +111,39 @@ impl<R: Update> Reference<R> {
         check_config_change(&self.config, &config)?;
         self.config = config;
         Ok(())
+    }
+
+    /// The gradient policy in force.
+    pub fn grad_policy(&self) -> &GradPolicy {
+        &self.policy
+    }
+
+    /// Sets loss scaling, clipping and non-finite skipping, as
+    /// [`Fused::set_grad_policy`](crate::Fused::set_grad_policy) does on the GPU.
+    pub fn set_grad_policy(&mut self, policy: GradPolicy) -> Result<()> {
+        policy.validate()?;
+        if policy.skip_non_finite != self.policy.skip_non_finite
+            && self.steps.iter().any(|&t| t > 0)
+        {
+            return Err(Error::InvalidHyperparameter {
+                name: "skip_non_finite",
+                value: f64::from(u8::from(policy.skip_non_finite)),
+                reason: "can only be switched before the first step",
+            });
+        }
+        self.policy = policy;
+        Ok(())
+    }
+
+    /// The L2 norm of the unscaled gradients in the last step that computed one (with
+    /// clipping or skipping on); NaN if a gradient was not finite.
+    pub fn last_grad_norm(&self) -> f32 {
+        self.last_norm
+    }
+
+    /// How many steps were skipped for a non-finite gradient.
+    pub fn skipped_steps(&self) -> u64 {
+        self.skipped
     }
 
     /// The state arena called `name` (one of [`Rule::state`]), laid out like the parameters.
@@ -131,12 +172,44 @@ impl<R: Update> Reference<R> {
 impl<R: Update> Optimizer for Reference<R> {
     fn step(&mut self, set: &mut ParamSet) -> Result<()> {
         let config = self.config;
+        let mut uniform = config.uniform();
+        self.policy.apply(&mut uniform);
+        let raw = set.grads.as_slice().unwrap_or(&[]);
+
+        // The guard: norm of the unscaled gradients and the non-finite test, then the skip
+        // decision and the clipping factor, as the device's guard passes make them.
+        let mut clip = 1.0f32;
+        if self.policy.guarded() {
+            let (norm, non_finite) = guard(set.layout(), raw, uniform.inv_scale);
+            self.last_norm = norm;
+            if self.policy.skip_non_finite && non_finite {
+                self.skipped += 1;
+                return Ok(());
+            }
+            if self.policy.max_norm.is_some() {
+                clip = (uniform.max_norm / (norm + 1e-6)).min(1.0);
+            }
+        }
+        let scaled: Vec<f32>;
+        let grads = if uniform.inv_scale != 1.0 || self.policy.max_norm.is_some() {
+            scaled = raw
+                .par_iter()
+                .map(|&g| (g * uniform.inv_scale) * clip)
+                .collect();
+            &scaled[..]
+        } else {
+            raw
+        };
+
+        let skip_mode = self.policy.skip_non_finite;
         advance_steps(&mut self.steps, &set.has_grad, &mut self.table, |t| {
-            config.tensor_factors(t)
+            if skip_mode {
+                skip_mode_factors(&config, &uniform, t)
+            } else {
+                config.tensor_factors(t)
+            }
         });
-        let uniform = config.uniform();
         let table = &self.table;
-        let grads = set.grads.as_slice().unwrap_or(&[]);
         let mut arenas = vec![set.params.as_slice_mut().unwrap_or(&mut [])];
         arenas.extend(
             self.state
@@ -339,6 +412,29 @@ fn update_chunk<R: Update>(
         return unsafe { avx2(config, step, tensor, grads, params, state) };
     }
     config.update(step, tensor, grads, params, state);
+}
+
+/// Norm of the gradients times `inv_scale` (each product rounded to f32, squares summed in
+/// f64) over every tensor of `layout`, and whether any gradient is inf or NaN.
+fn guard(layout: &Layout, grads: &[f32], inv_scale: f32) -> (f32, bool) {
+    let (sum, non_finite) = layout
+        .chunks()
+        .par_iter()
+        .map(|c| {
+            grads[c.start..c.end]
+                .iter()
+                .fold((0.0f64, false), |(s, bad), &g| {
+                    let u = (g * inv_scale) as f64;
+                    (s + u * u, bad || !g.is_finite())
+                })
+        })
+        .reduce(|| (0.0, false), |a, b| (a.0 + b.0, a.1 || b.1));
+    let norm = if non_finite {
+        f32::NAN
+    } else {
+        sum.sqrt() as f32
+    };
+    (norm, non_finite)
 }
 
 /// Elements a CPU task takes at most: large enough that scheduling costs nothing, small
