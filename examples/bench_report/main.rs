@@ -10,6 +10,7 @@
 //! element (GD 12, momentum and SGD with momentum 20, Adam and AdamW 28), divided by the time.
 
 mod cpu_side;
+mod policies;
 mod sections;
 
 use std::error::Error;
@@ -88,6 +89,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     bench.many_tensors()?;
     bench.per_tensor_dispatch()?;
     bench.record_time()?;
+    bench.policies(o.max_size.min(4 << 20))?;
     bench.cpu_against_memcpy(o.max_size.min(16 << 20))?;
     bench.pytorch()?;
 

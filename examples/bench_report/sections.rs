@@ -99,13 +99,13 @@ pub struct Bench<'a> {
 
 impl Bench<'_> {
     /// Appends `text` to the report and prints it.
-    fn emit(&mut self, text: &str) {
+    pub(crate) fn emit(&mut self, text: &str) {
         print!("{text}");
         self.report.push_str(text);
     }
 
     /// GPU time per step of `opt` on `set`.
-    fn gpu_step(&self, opt: &mut dyn Optimizer, set: &ParamSet) -> Res<Duration> {
+    pub(crate) fn gpu_step(&self, opt: &mut dyn Optimizer, set: &ParamSet) -> Res<Duration> {
         let per_submit = opt.steps_in_flight();
         let one = self.timer.time(self.ctx, 1, 1, |e| opt.step(e, set))?;
         let iters = cpu_side::calibrate(one);
