@@ -319,3 +319,42 @@ impl NormKernel {
         Ok(self.read_header(ctx)?.norm)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The header's fields sit where `Guard` in `shaders/common.wgsl` has them.
+    #[test]
+    fn guard_header_mirrors_the_shader() {
+        let module = naga::front::wgsl::parse_str(shaders::NORM).unwrap();
+        let (_, ty) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some("Guard"))
+            .unwrap();
+        let naga::TypeInner::Struct { members, .. } = &ty.inner else {
+            panic!("Guard is not a struct");
+        };
+        let offsets: Vec<(String, u32)> = members
+            .iter()
+            .map(|m| (m.name.clone().unwrap_or_default(), m.offset))
+            .collect();
+        let rust = [
+            ("norm", std::mem::offset_of!(GuardHeader, norm)),
+            ("clip", std::mem::offset_of!(GuardHeader, clip)),
+            ("skip", std::mem::offset_of!(GuardHeader, skip)),
+            ("skipped", std::mem::offset_of!(GuardHeader, skipped)),
+            ("bias_start", std::mem::offset_of!(GuardHeader, bias_start)),
+            ("bias_len", std::mem::offset_of!(GuardHeader, bias_len)),
+            ("n_tensors", std::mem::offset_of!(GuardHeader, n_tensors)),
+            ("pad", std::mem::offset_of!(GuardHeader, pad)),
+            ("data", std::mem::size_of::<GuardHeader>()),
+        ];
+        let rust: Vec<(String, u32)> = rust
+            .iter()
+            .map(|(n, o)| (n.to_string(), *o as u32))
+            .collect();
+        assert_eq!(offsets, rust);
+    }
+}
