@@ -44,6 +44,7 @@ mod momentum;
 mod norm;
 mod optim;
 mod params;
+mod precision;
 mod readback;
 mod sgd;
 pub mod shaders;
@@ -57,6 +58,7 @@ pub use layout::{Layout, LayoutBuilder, TensorInfo, CHUNK_LEN, TENSOR_ALIGN};
 pub use momentum::{Momentum, MomentumConfig};
 pub use optim::{Fused, GradPolicy, Optimizer, Rule};
 pub use params::{ArenaBuffer, ParamSet};
+pub use precision::{f16_bits, f16_to_f32, round_to_f16, Precision};
 pub use sgd::{Sgd, SgdConfig};
 
 /// The README's example, compiled and run as a doctest.
