@@ -7,6 +7,9 @@
 //! step and submit once. [`cpu`] computes the same updates on the host, in the same order of
 //! operations, for checking and for benchmarks.
 //!
+//! On devices with f16 shaders, [`ParamSet::new_f16`] stores parameters and gradients in f16
+//! beside f32 master weights, which the same optimizers update in f32.
+//!
 //! What every optimizer computes is written down in the repository's `SPEC.md` and in each config
 //! struct's documentation; where the crate differs from PyTorch, the docs say so.
 //!

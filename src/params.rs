@@ -341,7 +341,7 @@ impl ParamSet {
         &self,
         name: &str,
         values: ArrayViewD<'v, f32>,
-    ) -> Result<Option<(&ArenaBuffer, u64, Cow<'v, [f32]>)>> {
+    ) -> Result<Option<Write<'_, 'v>>> {
         let t = self.layout.tensor(name)?;
         if values.len() != t.len() {
             return Err(Error::LengthMismatch {
@@ -491,6 +491,9 @@ impl ParamSet {
         Ok(self.norm.get_or_init(|| kernel))
     }
 }
+
+/// Where an upload goes (a tensor's buffer and its first element there) and what it writes.
+type Write<'a, 'v> = (&'a ArenaBuffer, u64, Cow<'v, [f32]>);
 
 fn shaped(t: &TensorInfo, data: Vec<f32>) -> Result<ArrayD<f32>> {
     ArrayD::from_shape_vec(IxDyn(t.shape()), data).map_err(|e| Error::Readback(e.to_string()))
