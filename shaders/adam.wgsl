@@ -16,7 +16,7 @@ struct AdamQuad {
 
 fn adam(q: u32, bias: vec2<f32>) -> AdamQuad {
     var g = grad(q);
-    var p = params[q];
+    var p = load_params(q);
     if has_flag(FLAG_MAXIMIZE) {
         g = -g;
     }
@@ -46,8 +46,8 @@ fn adam(q: u32, bias: vec2<f32>) -> AdamQuad {
 // Stores the first `lanes` elements of quad q.
 fn store(q: u32, o: AdamQuad, lanes: u32) {
     let amsgrad = has_flag(FLAG_AMSGRAD);
+    store_params(q, o.p, lanes);
     if lanes == 4u {
-        params[q] = o.p;
         exp_avg[q] = o.m;
         exp_avg_sq[q] = o.v;
         if amsgrad {
@@ -56,7 +56,6 @@ fn store(q: u32, o: AdamQuad, lanes: u32) {
         return;
     }
     for (var k = 0u; k < lanes; k++) {
-        params[q][k] = o.p[k];
         exp_avg[q][k] = o.m[k];
         exp_avg_sq[q][k] = o.v[k];
         if amsgrad {

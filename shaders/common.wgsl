@@ -78,7 +78,3 @@ struct Guard {
 
 @group(0) @binding(2) var<storage, read> tensors: array<TensorStep>;
 
-// Arenas are read and written four elements at a time; tensors start on 64-element
-// boundaries, so only a tensor's last quad can be partial.
-@group(0) @binding(3) var<storage, read> grads: array<vec4<f32>>;
-

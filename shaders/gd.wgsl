@@ -1,7 +1,7 @@
 // Gradient descent: p <- p - lr * g.
 
 fn gd(q: u32) -> vec4<f32> {
-    return params[q] - cfg.lr * grad(q);
+    return load_params(q) - cfg.lr * grad(q);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -12,14 +12,11 @@ fn main(
 ) {
     let quads = quads_of(workgroup_chunk(wid, groups));
     for (var q = quads.first + lid; q < quads.full; q += WORKGROUP_SIZE) {
-        params[q] = gd(q);
+        store_params(q, gd(q), 4u);
     }
 
     // Partial last quad: store only the tensor's own elements.
     if lid == 0u && quads.tail != 0u {
-        let p = gd(quads.full);
-        for (var k = 0u; k < quads.tail; k++) {
-            params[quads.full][k] = p[k];
-        }
+        store_params(quads.full, gd(quads.full), quads.tail);
     }
 }

@@ -9,18 +9,17 @@ struct MomentumQuad {
 
 fn momentum(q: u32) -> MomentumQuad {
     let v = cfg.beta1 * velocity[q] + cfg.one_minus_beta1 * grad(q);
-    return MomentumQuad(params[q] - cfg.lr * v, v);
+    return MomentumQuad(load_params(q) - cfg.lr * v, v);
 }
 
 // Stores the first `lanes` elements of quad q.
 fn store(q: u32, o: MomentumQuad, lanes: u32) {
+    store_params(q, o.p, lanes);
     if lanes == 4u {
-        params[q] = o.p;
         velocity[q] = o.v;
         return;
     }
     for (var k = 0u; k < lanes; k++) {
-        params[q][k] = o.p[k];
         velocity[q][k] = o.v[k];
     }
 }

@@ -50,7 +50,7 @@ fn partial_sums(
         let chunk = chunks[c];
         let full = chunk.end / 4u;
         for (var q = chunk.start / 4u + lid; q < full; q += WORKGROUP_SIZE) {
-            let g = grads[q];
+            let g = load_grads(q);
             flag = max(flag, non_finite(g));
             let u = g * cfg.inv_scale;
             acc += dot(u, u);
@@ -59,7 +59,7 @@ fn partial_sums(
         let tail = chunk.end % 4u;
         if lid == 0u && tail != 0u {
             let lanes = vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(tail);
-            let g = select(vec4<f32>(0.0), grads[full], lanes);
+            let g = select(vec4<f32>(0.0), load_grads(full), lanes);
             flag = max(flag, non_finite(g));
             let u = g * cfg.inv_scale;
             acc += dot(u, u);

@@ -10,7 +10,7 @@ struct SgdQuad {
 
 fn sgd(q: u32, first: bool) -> SgdQuad {
     var g = grad(q);
-    let p = params[q];
+    let p = load_params(q);
     if has_flag(FLAG_MAXIMIZE) {
         g = -g;
     }
@@ -38,15 +38,14 @@ fn sgd(q: u32, first: bool) -> SgdQuad {
 // Stores the first `lanes` elements of quad q.
 fn store(q: u32, o: SgdQuad, lanes: u32) {
     let keep_buffer = has_flag(FLAG_MOMENTUM);
+    store_params(q, o.p, lanes);
     if lanes == 4u {
-        params[q] = o.p;
         if keep_buffer {
             momentum_buffer[q] = o.b;
         }
         return;
     }
     for (var k = 0u; k < lanes; k++) {
-        params[q][k] = o.p[k];
         if keep_buffer {
             momentum_buffer[q][k] = o.b[k];
         }

@@ -1,7 +1,6 @@
-// Shared part of the optimizer kernels: parameters, the guard, and how a workgroup finds
-// its elements and its gradients.
-
-@group(0) @binding(4) var<storage, read_write> params: array<vec4<f32>>;
+// Shared part of the optimizer kernels: the guard, and how a workgroup finds its elements
+// and its gradients. Parameters are read and written through `load_params` and
+// `store_params`, which the precision header joined after this file defines.
 
 @group(0) @binding(8) var<storage, read> guard: Guard;
 
@@ -36,7 +35,7 @@ fn quads_of(chunk: Chunk) -> Quads {
 // Gradient quad q as the update uses it: unscaled, then clipped, as two roundings like
 // PyTorch's unscale_ and clip_grad_norm_.
 fn grad(q: u32) -> vec4<f32> {
-    var g = grads[q] * cfg.inv_scale;
+    var g = load_grads(q) * cfg.inv_scale;
     if has_flag(FLAG_CLIP) {
         g = g * guard.clip;
     }

@@ -64,6 +64,7 @@ impl AdamConfig {
 impl Rule for AdamConfig {
     const NAME: &'static str = "adam";
     const SHADER: &'static str = shaders::ADAM;
+    const SHADER_F16: &'static str = shaders::ADAM_F16;
     const STATE_BINDINGS: usize = 3;
     const STATE_FIELD: &'static str = "amsgrad";
 
@@ -193,6 +194,7 @@ impl From<AdamConfig> for AdamWConfig {
 impl Rule for AdamWConfig {
     const NAME: &'static str = "adamw";
     const SHADER: &'static str = shaders::ADAM;
+    const SHADER_F16: &'static str = shaders::ADAM_F16;
     const STATE_BINDINGS: usize = AdamConfig::STATE_BINDINGS;
     const STATE_FIELD: &'static str = AdamConfig::STATE_FIELD;
 

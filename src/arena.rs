@@ -2,7 +2,7 @@
 //!
 //! A buffer holds whole tensors and at most the device's buffer size; a binding (one
 //! dispatch's window into a buffer) holds whole chunks and at most the storage-binding size.
-//! Both start on tensor or chunk starts, so on 256-byte boundaries. The plan is pure
+//! Both start on tensor or chunk starts, so on 256-byte boundaries in f32 and f16 alike. The plan is pure
 //! arithmetic on the layout, so it is tested without a device.
 
 use std::ops::Range;
@@ -47,9 +47,9 @@ impl Segment {
             .collect()
     }
 
-    /// Byte offset of the segment in its buffer.
-    pub fn offset_in(&self, buffer: &Range<usize>) -> u64 {
-        (self.range.start - buffer.start) as u64 * 4
+    /// Byte offset of the segment in its buffer, of elements of `bytes` bytes each.
+    pub fn offset_in(&self, buffer: &Range<usize>, bytes: u64) -> u64 {
+        (self.range.start - buffer.start) as u64 * bytes
     }
 }
 
@@ -144,7 +144,7 @@ mod tests {
             plan.segments,
             [Segment {
                 buffer: 0,
-                range: 0..64 + 100,
+                range: 0..128 + 100,
                 chunks: 0..2
             }]
         );
@@ -161,7 +161,11 @@ mod tests {
         let c = CHUNK_LEN;
         assert_eq!(ranges, [0..2 * c, 2 * c..4 * c, 4 * c..5 * c + 4]);
         for s in &plan.segments {
-            assert_eq!(s.range.start % 64, 0, "256-byte aligned binding offset");
+            assert_eq!(
+                s.range.start % 128,
+                0,
+                "256-byte aligned f16 binding offset"
+            );
             assert!((s.range.len() * 4) as u64 <= binding);
         }
     }
@@ -211,8 +215,8 @@ mod tests {
         let c = CHUNK_LEN as u32;
         assert_eq!(tables, [vec![(0, 0, 10)], vec![(1, 0, c)], vec![(1, 0, c)]]);
         assert_eq!(
-            plan.segments[2].offset_in(&plan.buffers[0]),
-            (64 + CHUNK_LEN as u64) * 4
+            plan.segments[2].offset_in(&plan.buffers[0], 4),
+            (128 + CHUNK_LEN as u64) * 4
         );
     }
 

@@ -67,9 +67,11 @@ impl Context {
     pub async fn from_adapter_async(adapter: wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        // Timestamps let the benchmarks time the device itself; nothing else needs them.
-        let wanted =
-            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
+        // Timestamps let the benchmarks time the device itself; f16 shaders are what f16
+        // parameter sets need. Both only where the adapter has them.
+        let wanted = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+            | wgpu::Features::SHADER_F16;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgpu-optim"),
@@ -122,6 +124,12 @@ impl Context {
     /// The limits the device was created with.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+
+    /// Whether the device can run f16 shaders, which f16 parameter sets need
+    /// ([`ParamSet::new_f16`](crate::ParamSet::new_f16)).
+    pub fn supports_f16(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F16)
     }
 
     /// A one-line description such as `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)`.

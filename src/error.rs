@@ -89,6 +89,22 @@ pub enum Error {
         message: String,
     },
 
+    /// The device lacks a feature the request needs.
+    #[error("the device was created without the `{feature}` feature, which this needs")]
+    MissingFeature {
+        /// The feature, in WebGPU's spelling (`shader-f16`).
+        feature: &'static str,
+    },
+
+    /// A call that exists for one storage precision was made on a set of the other.
+    #[error("this needs a parameter set stored in {wanted:?}; the set is {actual:?}")]
+    WrongPrecision {
+        /// The precision the call needs.
+        wanted: crate::Precision,
+        /// The set's precision.
+        actual: crate::Precision,
+    },
+
     /// Reading a buffer back from the device failed.
     #[error("reading back from the device failed: {0}")]
     Readback(String),

@@ -30,6 +30,7 @@ impl GdConfig {
 impl Rule for GdConfig {
     const NAME: &'static str = "gd";
     const SHADER: &'static str = shaders::GD;
+    const SHADER_F16: &'static str = shaders::GD_F16;
     const STATE_BINDINGS: usize = 0;
 
     fn state(&self) -> &'static [&'static str] {

@@ -4,7 +4,7 @@
 use wgpu::util::DeviceExt;
 
 use crate::norm::{NormKernel, StepRings};
-use crate::{Error, ParamSet, Result};
+use crate::{Error, ParamSet, Precision, Result};
 
 /// Smallest size given to a buffer that may be bound, so empty sets still bind.
 pub(crate) const MIN_BINDING: u64 = 256;
@@ -122,7 +122,8 @@ pub(crate) fn storage_from_slice<T: bytemuck::Pod>(
         })
 }
 
-/// Creates a zeroed state arena: one buffer per arena buffer of `set`, of the same size.
+/// Creates a zeroed f32 state arena: one buffer per arena buffer of `set`, holding the same
+/// elements (state is f32 whatever the set's precision).
 pub(crate) fn state_buffers(set: &ParamSet, label: &str) -> Result<Vec<wgpu::Buffer>> {
     let ctx = set.context();
     ctx.capture("optimizer state buffers", || {
@@ -131,7 +132,7 @@ pub(crate) fn state_buffers(set: &ParamSet, label: &str) -> Result<Vec<wgpu::Buf
             .map(|b| {
                 ctx.device().create_buffer(&wgpu::BufferDescriptor {
                     label: Some(label),
-                    size: b.params().size(),
+                    size: (b.range().len() as u64 * 4).max(MIN_BINDING),
                     usage: wgpu::BufferUsages::STORAGE
                         | wgpu::BufferUsages::COPY_DST
                         | wgpu::BufferUsages::COPY_SRC,
@@ -186,7 +187,7 @@ pub(crate) struct StepKernel {
 
 impl StepKernel {
     /// Compiles `source` and binds it to `set` and the optimizer's `state` arenas (bindings
-    /// 5, 6, ... in order; each arena one buffer per arena buffer of `set`, or `None` where
+    /// 5, 6, ... in order, then an f16 set's master weights at 9; each arena one buffer per arena buffer of `set`, or `None` where
     /// the shader declares state this config does not use). `bias` is the bias-correction
     /// table used when steps may be skipped (empty otherwise).
     pub fn new(
@@ -299,6 +300,10 @@ impl StepKernel {
             entries.push(storage_entry(5 + i as u32, false, false));
         }
         entries.push(storage_entry(8, true, false));
+        let precision = set.precision();
+        if precision == Precision::F16 {
+            entries.push(storage_entry(9, false, false));
+        }
         let bind_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(label),
             entries: &entries,
@@ -314,13 +319,14 @@ impl StepKernel {
             .map(|table| {
                 let segment = &table.segment;
                 let arena = &buffers[segment.buffer];
-                let window = |buffer| {
+                let window = |buffer, bytes: u64| {
                     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                         buffer,
-                        offset: segment.offset_in(&arena.range()),
-                        size: wgpu::BufferSize::new(segment.range.len() as u64 * 4),
+                        offset: segment.offset_in(&arena.range(), bytes),
+                        size: wgpu::BufferSize::new(segment.range.len() as u64 * bytes),
                     })
                 };
+                let stored = precision.bytes();
                 let mut resources = vec![
                     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                         buffer: rings.uniforms,
@@ -333,11 +339,11 @@ impl StepKernel {
                         offset: 0,
                         size: wgpu::BufferSize::new(rings.table_bytes),
                     }),
-                    window(arena.grads()),
-                    window(arena.params()),
+                    window(arena.grads(), stored),
+                    window(arena.params(), stored),
                 ];
                 resources.extend(state.iter().map(|arena| match arena {
-                    Some(buffers) => window(&buffers[segment.buffer]),
+                    Some(buffers) => window(&buffers[segment.buffer], 4),
                     None => placeholder.as_entire_binding(),
                 }));
                 // Bindings 0 to 4, the state from 5, then the guard at 8.
@@ -353,6 +359,12 @@ impl StepKernel {
                     binding: 8,
                     resource: guard.as_entire_binding(),
                 });
+                if let Some(master) = arena.master() {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: 9,
+                        resource: window(master, 4),
+                    });
+                }
                 let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some(label),
                     layout: &bind_layout,

@@ -7,6 +7,9 @@
 //! step and submit once. [`cpu`] computes the same updates on the host, in the same order of
 //! operations, for checking and for benchmarks.
 //!
+//! On devices with f16 shaders, [`ParamSet::new_f16`] stores parameters and gradients in f16
+//! beside f32 master weights, which the same optimizers update in f32.
+//!
 //! What every optimizer computes is written down in the repository's `SPEC.md` and in each config
 //! struct's documentation; where the crate differs from PyTorch, the docs say so.
 //!
@@ -44,6 +47,7 @@ mod momentum;
 mod norm;
 mod optim;
 mod params;
+mod precision;
 mod readback;
 mod sgd;
 pub mod shaders;
@@ -57,6 +61,7 @@ pub use layout::{Layout, LayoutBuilder, TensorInfo, CHUNK_LEN, TENSOR_ALIGN};
 pub use momentum::{Momentum, MomentumConfig};
 pub use optim::{Fused, GradPolicy, Optimizer, Rule};
 pub use params::{ArenaBuffer, ParamSet};
+pub use precision::{f16_bits, f16_to_f32, round_to_f16, Precision};
 pub use sgd::{Sgd, SgdConfig};
 
 /// The README's example, compiled and run as a doctest.

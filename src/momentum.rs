@@ -39,6 +39,7 @@ impl MomentumConfig {
 impl Rule for MomentumConfig {
     const NAME: &'static str = "momentum";
     const SHADER: &'static str = shaders::MOMENTUM;
+    const SHADER_F16: &'static str = shaders::MOMENTUM_F16;
     const STATE_BINDINGS: usize = 1;
 
     fn state(&self) -> &'static [&'static str] {

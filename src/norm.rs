@@ -5,7 +5,7 @@
 use wgpu::util::DeviceExt;
 
 use crate::kernel::{dispatch_size, Pass, StepUniform, TensorStep, MIN_BINDING};
-use crate::{readback, shaders, Context, ParamSet, Result};
+use crate::{readback, shaders, Context, ParamSet, Precision, Result};
 
 /// The fixed part of the guard buffer; mirrors `Guard` in `shaders/common.wgsl`.
 #[repr(C)]
@@ -190,8 +190,8 @@ impl NormKernel {
                         3,
                         window(
                             buffer.grads(),
-                            segment.offset_in(&buffer.range()),
-                            segment.range.len() as u64 * 4,
+                            segment.offset_in(&buffer.range(), set.precision().bytes()),
+                            segment.range.len() as u64 * set.precision().bytes(),
                         ),
                     ),
                     (5, partials.as_entire_binding()),
@@ -217,7 +217,13 @@ impl NormKernel {
         // Pipelines.
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("wgpu-optim guard"),
-            source: wgpu::ShaderSource::Wgsl(shaders::NORM.into()),
+            source: wgpu::ShaderSource::Wgsl(
+                match set.precision() {
+                    Precision::F32 => shaders::NORM,
+                    Precision::F16 => shaders::NORM_F16,
+                }
+                .into(),
+            ),
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("wgpu-optim guard"),

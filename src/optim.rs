@@ -2,7 +2,7 @@
 //! common to them: validation and per-tensor step counts.
 
 use crate::kernel::{flags, state_buffers, StepKernel, StepUniform, TensorStep};
-use crate::{Error, ParamSet, Result};
+use crate::{Error, ParamSet, Precision, Result};
 
 /// An optimizer whose state lives on the GPU beside a [`ParamSet`].
 pub trait Optimizer {
@@ -52,6 +52,9 @@ pub trait Rule: Copy + std::fmt::Debug + Send + Sync + 'static {
 
     /// WGSL source, shared header included.
     const SHADER: &'static str;
+
+    /// WGSL source for parameter sets stored in f16 with f32 master weights.
+    const SHADER_F16: &'static str;
 
     /// State bindings the shader declares (5, 6, ...); those past [`Rule::state`] are bound
     /// to a small placeholder buffer.
@@ -170,6 +173,14 @@ pub(crate) fn skip_mode_factors<R: Rule>(config: &R, uniform: &StepUniform, t: u
     (uniform.lr / bc1, bc2_sqrt)
 }
 
+/// The rule's kernel for the precision `set` is stored in.
+fn shader<R: Rule>(set: &ParamSet) -> &'static str {
+    match set.precision() {
+        Precision::F32 => R::SHADER,
+        Precision::F16 => R::SHADER_F16,
+    }
+}
+
 /// The GPU driver of every optimizer: state buffers, kernel and step counts for one rule.
 ///
 /// Use it through its aliases [`Gd`](crate::Gd), [`Momentum`](crate::Momentum),
@@ -197,7 +208,7 @@ impl<R: Rule> Fused<R> {
         let bound: Vec<Option<&[wgpu::Buffer]>> = (0..R::STATE_BINDINGS)
             .map(|i| state.get(i).map(Vec::as_slice))
             .collect();
-        let kernel = StepKernel::new(set, R::NAME, R::SHADER, &bound, &[])?;
+        let kernel = StepKernel::new(set, R::NAME, shader::<R>(set), &bound, &[])?;
         Ok(Self {
             config,
             policy: GradPolicy::default(),
@@ -255,7 +266,7 @@ impl<R: Rule> Fused<R> {
             let bound: Vec<Option<&[wgpu::Buffer]>> = (0..R::STATE_BINDINGS)
                 .map(|i| self.state.get(i).map(Vec::as_slice))
                 .collect();
-            self.kernel = StepKernel::new(set, R::NAME, R::SHADER, &bound, &bias)?;
+            self.kernel = StepKernel::new(set, R::NAME, shader::<R>(set), &bound, &bias)?;
         }
         self.policy = policy;
         Ok(())

@@ -1,5 +1,6 @@
 //! The GPU parameter set: parameters and gradients of named tensors in arena buffers.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -9,16 +10,18 @@ use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use crate::arena::{Plan, Segment};
 use crate::layout::{Layout, TensorInfo};
 use crate::norm::NormKernel;
-use crate::{readback, Context, Error, Result};
+use crate::precision::{f16_bits, f16_to_f32};
+use crate::{readback, Context, Error, Precision, Result};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One device buffer of the arena: a run of whole tensors, in a parameter buffer and a
-/// gradient buffer of the same size.
+/// gradient buffer of the same size (and, in an f16 set, an f32 master buffer).
 #[derive(Debug)]
 pub struct ArenaBuffer {
     params: wgpu::Buffer,
     grads: wgpu::Buffer,
+    master: Option<wgpu::Buffer>,
     range: Range<usize>,
 }
 
@@ -33,8 +36,15 @@ impl ArenaBuffer {
         &self.grads
     }
 
+    /// The f32 master weights of an f16 set (same elements, 4 bytes each); `None` in an f32
+    /// set, whose parameters are their own master.
+    pub fn master(&self) -> Option<&wgpu::Buffer> {
+        self.master.as_ref()
+    }
+
     /// Arena elements the buffer holds; element `i` of the arena is at byte
-    /// `4 * (i - range.start)` of the buffer.
+    /// `b * (i - range.start)` of the buffer, `b` being [`Precision::bytes`] of the set for
+    /// parameters and gradients and 4 for master weights.
     pub fn range(&self) -> Range<usize> {
         self.range.clone()
     }
@@ -54,10 +64,15 @@ pub(crate) struct SegmentTable {
 /// can bind a single tensor with [`ParamSet::grad_binding`] and write gradients in place. A
 /// set larger than the device's largest buffer is spread over several, each holding whole
 /// tensors; a buffer larger than one storage binding is updated through several bindings.
+///
+/// An f16 set ([`ParamSet::new_f16`]) stores parameters and gradients in f16 and keeps f32
+/// master weights beside them: optimizers update the master weights in f32 (with f32 state)
+/// and store each result rounded to f16 as well. Uploads and downloads stay f32 on the host.
 #[derive(Debug)]
 pub struct ParamSet {
     ctx: Context,
     layout: Arc<Layout>,
+    precision: Precision,
     buffers: Vec<ArenaBuffer>,
     segments: Vec<SegmentTable>,
     has_grad: Vec<bool>,
@@ -71,17 +86,37 @@ impl ParamSet {
     /// Fails with [`Error::LimitExceeded`] before allocating anything if a tensor is larger
     /// than one device buffer, and with [`Error::OutOfMemory`] if the device cannot hold it.
     pub fn new(ctx: &Context, layout: Layout) -> Result<Self> {
-        Self::with_plan(ctx, layout, false)
+        Self::with_plan(ctx, layout, false, Precision::F32)
+    }
+
+    /// Allocates zeroed f16 parameter and gradient buffers and f32 master weights for
+    /// `layout`.
+    ///
+    /// Fails with [`Error::MissingFeature`] when the device was created without
+    /// `wgpu::Features::SHADER_F16` (see [`Context::supports_f16`]), and otherwise as
+    /// [`ParamSet::new`] does.
+    pub fn new_f16(ctx: &Context, layout: Layout) -> Result<Self> {
+        Self::with_plan(ctx, layout, false, Precision::F16)
     }
 
     /// Like [`ParamSet::new`], but every tensor gets a binding of its own, so an optimizer
     /// step costs one dispatch per tensor: the way not to do it, kept to measure what the
     /// fused pass saves.
     pub fn new_with_dispatch_per_tensor(ctx: &Context, layout: Layout) -> Result<Self> {
-        Self::with_plan(ctx, layout, true)
+        Self::with_plan(ctx, layout, true, Precision::F32)
     }
 
-    fn with_plan(ctx: &Context, layout: Layout, binding_per_tensor: bool) -> Result<Self> {
+    fn with_plan(
+        ctx: &Context,
+        layout: Layout,
+        binding_per_tensor: bool,
+        precision: Precision,
+    ) -> Result<Self> {
+        if precision == Precision::F16 && !ctx.supports_f16() {
+            return Err(Error::MissingFeature {
+                feature: "shader-f16",
+            });
+        }
         let limits = ctx.limits();
         let plan = Plan::new(
             &layout,
@@ -90,15 +125,16 @@ impl ParamSet {
             binding_per_tensor,
         )?;
 
-        // Buffers: parameters and gradients share the layout; both start zeroed.
+        // Buffers: parameters, gradients and master weights share the layout; all start
+        // zeroed.
         let usage = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_DST
             | wgpu::BufferUsages::COPY_SRC;
         let device = ctx.device();
-        let make = |label, range: &Range<usize>| {
+        let make = |label, range: &Range<usize>, bytes: u64| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
-                size: (range.len() as u64 * 4).max(crate::kernel::MIN_BINDING),
+                size: (range.len() as u64 * bytes).max(crate::kernel::MIN_BINDING),
                 usage,
                 mapped_at_creation: false,
             })
@@ -108,8 +144,10 @@ impl ParamSet {
                 .buffers
                 .iter()
                 .map(|range| ArenaBuffer {
-                    params: make("wgpu-optim params", range),
-                    grads: make("wgpu-optim grads", range),
+                    params: make("wgpu-optim params", range, precision.bytes()),
+                    grads: make("wgpu-optim grads", range, precision.bytes()),
+                    master: (precision == Precision::F16)
+                        .then(|| make("wgpu-optim master weights", range, 4)),
                     range: range.clone(),
                 })
                 .collect();
@@ -130,7 +168,7 @@ impl ParamSet {
             (buffers, segments)
         })?;
         log::debug!(
-            "parameter set: {} tensors, {} elements in {} buffers, {} bindings",
+            "{precision:?} parameter set: {} tensors, {} elements in {} buffers, {} bindings",
             layout.tensors().len(),
             layout.arena_len(),
             buffers.len(),
@@ -141,6 +179,7 @@ impl ParamSet {
         Ok(Self {
             ctx: ctx.clone(),
             layout: Arc::new(layout),
+            precision,
             buffers,
             segments,
             has_grad,
@@ -159,6 +198,11 @@ impl ParamSet {
         &self.layout
     }
 
+    /// How parameters and gradients are stored.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// Identity of this set, which optimizers check so they are never stepped on another.
     pub(crate) fn id(&self) -> u64 {
         self.id
@@ -175,11 +219,11 @@ impl ParamSet {
         &self.buffers
     }
 
-    /// Bytes of device memory held by parameters and gradients.
+    /// Bytes of device memory held by parameters, gradients and master weights.
     pub fn allocated_bytes(&self) -> u64 {
         self.buffers
             .iter()
-            .map(|b| b.params.size() + b.grads.size())
+            .map(|b| b.params.size() + b.grads.size() + b.master.as_ref().map_or(0, |m| m.size()))
             .sum()
     }
 
@@ -187,33 +231,62 @@ impl ParamSet {
         &self.segments
     }
 
-    /// The buffer holding `tensor`, and the tensor's byte offset in it.
+    /// The buffer holding `tensor`, and the tensor's first element counted from the
+    /// buffer's start.
     pub(crate) fn locate(&self, tensor: &TensorInfo) -> (&ArenaBuffer, u64) {
         let buffer = self
             .buffers
             .iter()
             .rfind(|b| b.range.start <= tensor.offset())
             .unwrap_or(&self.buffers[0]);
-        (buffer, (tensor.offset() - buffer.range.start) as u64 * 4)
+        (buffer, (tensor.offset() - buffer.range.start) as u64)
     }
 
-    /// Binding of one tensor's parameters, for a caller's own kernels.
+    /// Binding of one tensor's parameters, for a caller's own kernels (f16 in an f16 set,
+    /// where writing them does not change the master weights the optimizers update).
+    ///
+    /// An f16 binding covers the tensor rounded up to whole quads of 8 bytes, as storage
+    /// bindings must be a multiple of 4 bytes; the lanes past the tensor's end are padding.
     pub fn param_binding(&self, name: &str) -> Result<wgpu::BufferBinding<'_>> {
-        self.binding(name, ArenaBuffer::params)
+        self.binding(name, ArenaBuffer::params, self.precision.bytes())
     }
 
-    /// Binding of one tensor's gradient, for a caller's backward kernels to write into.
+    /// Binding of one tensor's gradient, for a caller's backward kernels to write into (f16
+    /// in an f16 set, rounded up to whole quads like [`ParamSet::param_binding`]).
     pub fn grad_binding(&self, name: &str) -> Result<wgpu::BufferBinding<'_>> {
-        self.binding(name, ArenaBuffer::grads)
+        self.binding(name, ArenaBuffer::grads, self.precision.bytes())
+    }
+
+    /// Binding of one tensor's f32 master weights in an f16 set; fails with
+    /// [`Error::WrongPrecision`] in an f32 set, whose [`ParamSet::param_binding`] is the
+    /// master.
+    pub fn master_binding(&self, name: &str) -> Result<wgpu::BufferBinding<'_>> {
+        self.check_f16()?;
+        self.binding(name, |b| b.master.as_ref().unwrap_or(&b.params), 4)
+    }
+
+    fn check_f16(&self) -> Result<()> {
+        match self.precision {
+            Precision::F16 => Ok(()),
+            actual => Err(Error::WrongPrecision {
+                wanted: Precision::F16,
+                actual,
+            }),
+        }
     }
 
     fn binding<'a>(
         &'a self,
         name: &str,
         which: fn(&ArenaBuffer) -> &wgpu::Buffer,
+        element_bytes: u64,
     ) -> Result<wgpu::BufferBinding<'a>> {
         let t = self.layout.tensor(name)?;
-        let bytes = t.len() as u64 * 4;
+        let mut bytes = t.len() as u64 * element_bytes;
+        if element_bytes == 2 {
+            // Tensors are 128-element aligned, so the rounded-up quad lies in the padding.
+            bytes = bytes.next_multiple_of(8);
+        }
         let size =
             std::num::NonZeroU64::new(bytes).ok_or_else(|| Error::EmptyTensor(name.to_owned()))?;
         let limit = self.ctx.limits().max_storage_buffer_binding_size;
@@ -224,30 +297,51 @@ impl ParamSet {
                 limit,
             });
         }
-        let (buffer, offset) = self.locate(t);
+        let (buffer, first) = self.locate(t);
         Ok(wgpu::BufferBinding {
             buffer: which(buffer),
-            offset,
+            offset: first * element_bytes,
             size: Some(size),
         })
     }
 
-    /// Writes a tensor's parameters (queued; takes effect at the next submit).
+    /// Writes a tensor's parameters (queued; takes effect at the next submit). In an f16 set
+    /// the values become the master weights as they are and the f16 copy rounded to nearest
+    /// even.
     pub fn upload(&self, name: &str, values: ArrayViewD<'_, f32>) -> Result<()> {
-        self.write(name, values, ArenaBuffer::params)
+        let Some((buffer, first, data)) = self.prepare(name, values)? else {
+            return Ok(());
+        };
+        match &buffer.master {
+            Some(master) => {
+                self.write_f32(master, first, &data);
+                self.write_f16(&buffer.params, first, &data);
+            }
+            None => self.write_f32(&buffer.params, first, &data),
+        }
+        Ok(())
     }
 
-    /// Writes a tensor's gradient (queued; takes effect at the next submit).
+    /// Writes a tensor's gradient (queued; takes effect at the next submit), rounded to
+    /// nearest even in an f16 set.
     pub fn upload_grad(&self, name: &str, values: ArrayViewD<'_, f32>) -> Result<()> {
-        self.write(name, values, ArenaBuffer::grads)
+        let Some((buffer, first, data)) = self.prepare(name, values)? else {
+            return Ok(());
+        };
+        match self.precision {
+            Precision::F32 => self.write_f32(&buffer.grads, first, &data),
+            Precision::F16 => self.write_f16(&buffer.grads, first, &data),
+        }
+        Ok(())
     }
 
-    fn write(
+    /// Checks the length of `values` against the tensor and finds where it goes; `None` for
+    /// an empty tensor, which has nothing to write.
+    fn prepare<'v>(
         &self,
         name: &str,
-        values: ArrayViewD<'_, f32>,
-        which: fn(&ArenaBuffer) -> &wgpu::Buffer,
-    ) -> Result<()> {
+        values: ArrayViewD<'v, f32>,
+    ) -> Result<Option<Write<'_, 'v>>> {
         let t = self.layout.tensor(name)?;
         if values.len() != t.len() {
             return Err(Error::LengthMismatch {
@@ -257,44 +351,92 @@ impl ParamSet {
             });
         }
         if t.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let (buffer, offset) = self.locate(t);
-        let queue = self.ctx.queue();
-        match values.as_slice() {
-            Some(contiguous) => {
-                queue.write_buffer(which(buffer), offset, bytemuck::cast_slice(contiguous))
-            }
-            None => {
-                let data: Vec<f32> = values.iter().copied().collect();
-                queue.write_buffer(which(buffer), offset, bytemuck::cast_slice(&data));
-            }
-        }
-        Ok(())
+        let (buffer, first) = self.locate(t);
+        let data = match values.to_slice() {
+            Some(contiguous) => Cow::Borrowed(contiguous),
+            None => Cow::Owned(values.iter().copied().collect()),
+        };
+        Ok(Some((buffer, first, data)))
     }
 
-    /// Reads a tensor's parameters back, in its shape (submits and waits).
+    fn write_f32(&self, buffer: &wgpu::Buffer, first: u64, data: &[f32]) {
+        self.ctx
+            .queue()
+            .write_buffer(buffer, first * 4, bytemuck::cast_slice(data));
+    }
+
+    /// Writes `data` rounded to f16. Queue writes come in whole 4-byte words, so an odd
+    /// length also zeroes the padding element after the tensor.
+    fn write_f16(&self, buffer: &wgpu::Buffer, first: u64, data: &[f32]) {
+        let mut bits: Vec<u16> = data.iter().map(|&x| f16_bits(x)).collect();
+        if bits.len() % 2 == 1 {
+            bits.push(0);
+        }
+        self.ctx
+            .queue()
+            .write_buffer(buffer, first * 2, bytemuck::cast_slice(&bits));
+    }
+
+    /// Reads a tensor's parameters back, in its shape (submits and waits); in an f16 set,
+    /// the f32 master weights.
     pub fn download(&self, name: &str) -> Result<ArrayD<f32>> {
-        self.read(name, ArenaBuffer::params)
-    }
-
-    /// Reads a tensor's gradient back, in its shape (submits and waits).
-    pub fn download_grad(&self, name: &str) -> Result<ArrayD<f32>> {
-        self.read(name, ArenaBuffer::grads)
-    }
-
-    fn read(&self, name: &str, which: fn(&ArenaBuffer) -> &wgpu::Buffer) -> Result<ArrayD<f32>> {
         let t = self.layout.tensor(name)?;
-        let (buffer, offset) = self.locate(t);
-        let data = readback::read_f32(&self.ctx, which(buffer), offset, t.len())?;
-        ArrayD::from_shape_vec(IxDyn(t.shape()), data).map_err(|e| Error::Readback(e.to_string()))
+        let (buffer, first) = self.locate(t);
+        let master = buffer.master.as_ref().unwrap_or(&buffer.params);
+        let data = readback::read_f32(&self.ctx, master, first * 4, t.len())?;
+        shaped(t, data)
     }
 
-    /// Reads the whole parameter arena back, padding included.
+    /// Reads the f16 copy of a tensor's parameters in an f16 set, widened exactly to f32
+    /// (submits and waits); fails with [`Error::WrongPrecision`] in an f32 set.
+    pub fn download_f16(&self, name: &str) -> Result<ArrayD<f32>> {
+        self.check_f16()?;
+        let t = self.layout.tensor(name)?;
+        let (buffer, first) = self.locate(t);
+        shaped(t, self.read_f16(&buffer.params, first, t.len())?)
+    }
+
+    /// Reads a tensor's gradient back, in its shape (submits and waits); widened exactly
+    /// from f16 in an f16 set.
+    pub fn download_grad(&self, name: &str) -> Result<ArrayD<f32>> {
+        let t = self.layout.tensor(name)?;
+        let (buffer, first) = self.locate(t);
+        let data = match self.precision {
+            Precision::F32 => readback::read_f32(&self.ctx, &buffer.grads, first * 4, t.len())?,
+            Precision::F16 => self.read_f16(&buffer.grads, first, t.len())?,
+        };
+        shaped(t, data)
+    }
+
+    fn read_f16(&self, buffer: &wgpu::Buffer, first: u64, len: usize) -> Result<Vec<f32>> {
+        // Copies come in whole 4-byte words: read an even number of halves.
+        let bytes = len.next_multiple_of(2) as u64 * 2;
+        let raw = readback::read_bytes(&self.ctx, buffer, first * 2, bytes)?;
+        let bits: Vec<u16> = bytemuck::pod_collect_to_vec(&raw);
+        Ok(bits[..len].iter().map(|&h| f16_to_f32(h)).collect())
+    }
+
+    /// Reads the whole parameter arena back, padding included; in an f16 set, the f32
+    /// master weights.
     pub fn download_arena(&self) -> Result<Vec<f32>> {
         let mut arena = Vec::with_capacity(self.layout.arena_len());
         for b in &self.buffers {
-            arena.extend(readback::read_f32(&self.ctx, &b.params, 0, b.range.len())?);
+            let master = b.master.as_ref().unwrap_or(&b.params);
+            arena.extend(readback::read_f32(&self.ctx, master, 0, b.range.len())?);
+        }
+        Ok(arena)
+    }
+
+    /// Reads the bits of the whole f16 parameter arena of an f16 set, padding included;
+    /// fails with [`Error::WrongPrecision`] in an f32 set.
+    pub fn download_arena_f16(&self) -> Result<Vec<u16>> {
+        self.check_f16()?;
+        let mut arena = Vec::with_capacity(self.layout.arena_len());
+        for b in &self.buffers {
+            let raw = readback::read_bytes(&self.ctx, &b.params, 0, b.range.len() as u64 * 2)?;
+            arena.extend(bytemuck::pod_collect_to_vec::<u8, u16>(&raw));
         }
         Ok(arena)
     }
@@ -348,4 +490,11 @@ impl ParamSet {
         let kernel = NormKernel::standalone(self)?;
         Ok(self.norm.get_or_init(|| kernel))
     }
+}
+
+/// Where an upload goes (a tensor's buffer and its first element there) and what it writes.
+type Write<'a, 'v> = (&'a ArenaBuffer, u64, Cow<'v, [f32]>);
+
+fn shaped(t: &TensorInfo, data: Vec<f32>) -> Result<ArrayD<f32>> {
+    ArrayD::from_shape_vec(IxDyn(t.shape()), data).map_err(|e| Error::Readback(e.to_string()))
 }

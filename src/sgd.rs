@@ -54,6 +54,7 @@ impl SgdConfig {
 impl Rule for SgdConfig {
     const NAME: &'static str = "sgd";
     const SHADER: &'static str = shaders::SGD;
+    const SHADER_F16: &'static str = shaders::SGD_F16;
     const STATE_BINDINGS: usize = 1;
     const STATE_FIELD: &'static str = "momentum";
 

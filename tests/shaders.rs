@@ -7,9 +7,17 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 use wgpu_optim::{flags, shaders, StepUniform, TensorStep};
 
 fn parse(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    parse_with(name, source, Capabilities::empty())
+}
+
+fn parse_with(
+    name: &str,
+    source: &str,
+    capabilities: Capabilities,
+) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
-    let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+    let info = Validator::new(ValidationFlags::all(), capabilities)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
     (module, info)
@@ -133,9 +141,87 @@ fn step_structs_mirror_the_shader_header() {
     );
 }
 
+/// The f16 variants need naga's 16-bit float capability; wgpu turns it on with
+/// `Features::SHADER_F16`, which Vulkan, Metal and DX12 (shader model 6.2) can offer, GL not.
+#[test]
+fn every_f16_kernel_translates_to_the_backends_with_f16() {
+    for (name, source) in shaders::ALL_F16 {
+        let (module, info) = parse_with(name, source, Capabilities::SHADER_FLOAT16);
+        assert!(!module.entry_points.is_empty(), "{name}: no entry point");
+
+        // Vulkan.
+        spv::write_vec(&module, &info, &spv::Options::default(), None)
+            .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
+
+        // Metal: `half` is core MSL.
+        let msl_options = msl::Options {
+            lang_version: (2, 1),
+            ..Default::default()
+        };
+        msl::write_string(
+            &module,
+            &info,
+            &msl_options,
+            &msl::PipelineOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{name}: MSL: {e}"));
+
+        // DX12: 16-bit types need shader model 6.2.
+        let mut hlsl_out = String::new();
+        let hlsl_options = hlsl::Options {
+            shader_model: hlsl::ShaderModel::V6_2,
+            ..Default::default()
+        };
+        hlsl::Writer::new(
+            &mut hlsl_out,
+            &hlsl_options,
+            &hlsl::PipelineOptions::default(),
+        )
+        .write(&module, &info, None)
+        .unwrap_or_else(|e| panic!("{name}: HLSL: {e}"));
+
+        // GL is skipped: naga 30's GLSL writer has no 16-bit floats (it answers
+        // `UnsupportedScalar` for f16), and wgpu's GL backend never offers SHADER_F16, so
+        // f16 sets are refused there with `Error::MissingFeature` before any shader is made.
+    }
+}
+
+/// The f16 variants are the f32 ones with only the precision headers swapped.
+#[test]
+fn f16_kernels_share_the_f32_kernels_math() {
+    let pairs = [
+        (shaders::GD, shaders::GD_F16),
+        (shaders::MOMENTUM, shaders::MOMENTUM_F16),
+        (shaders::SGD, shaders::SGD_F16),
+        (shaders::ADAM, shaders::ADAM_F16),
+        (shaders::NORM, shaders::NORM_F16),
+    ];
+    let headers = [
+        (
+            include_str!("../shaders/precision/grads_f16.wgsl"),
+            include_str!("../shaders/precision/grads_f32.wgsl"),
+        ),
+        (
+            include_str!("../shaders/precision/params_f16.wgsl"),
+            include_str!("../shaders/precision/params_f32.wgsl"),
+        ),
+    ];
+    for (f32_source, f16_source) in pairs {
+        assert!(!f32_source.contains("f16"));
+        let swapped = headers.iter().fold(
+            f16_source
+                .strip_prefix("enable f16;\n\n")
+                .expect("enable first")
+                .to_owned(),
+            |source, (f16_header, f32_header)| source.replace(f16_header, f32_header),
+        );
+        assert_eq!(swapped, f32_source);
+    }
+}
+
 #[test]
 fn the_workgroup_size_is_one_constant() {
-    for (name, source) in shaders::ALL {
+    for (name, source) in shaders::ALL.iter().chain(shaders::ALL_F16) {
         assert_eq!(
             source.matches("const WORKGROUP_SIZE: u32 = 256u;").count(),
             1,

@@ -16,8 +16,10 @@ use rayon::prelude::*;
 use crate::kernel::{StepUniform, TensorStep};
 use crate::layout::{Chunk, Layout, TensorInfo};
 use crate::optim::{advance_steps, check_config_change, check_lr, skip_mode_factors, Rule};
+use crate::precision::round_to_f16;
 use crate::{
-    AdamConfig, AdamWConfig, Error, GdConfig, GradPolicy, MomentumConfig, Result, SgdConfig,
+    AdamConfig, AdamWConfig, Error, GdConfig, GradPolicy, MomentumConfig, Precision, Result,
+    SgdConfig,
 };
 
 /// Gradient descent on the CPU.
@@ -176,6 +178,15 @@ impl<R: Update> Optimizer for Reference<R> {
         self.policy.apply(&mut uniform);
         let raw = set.grads.as_slice().unwrap_or(&[]);
 
+        // An f16 set's gradients are f16 values, however they were written.
+        let rounded: Vec<f32>;
+        let raw = if set.precision == Precision::F16 {
+            rounded = raw.par_iter().map(|&g| round_to_f16(g)).collect();
+            &rounded[..]
+        } else {
+            raw
+        };
+
         // The guard: norm of the unscaled gradients and the non-finite test, then the skip
         // decision and the clipping factor, as the device's guard passes make them.
         let mut clip = 1.0f32;
@@ -249,9 +260,16 @@ impl<R: Update> Optimizer for Reference<R> {
 
 /// Named tensors of parameters and gradients in two host arenas, laid out exactly like the
 /// GPU [`crate::ParamSet`] built from the same [`Layout`].
+///
+/// An f16 set ([`ParamSet::new_f16`]) mirrors the GPU's f16 sets: its parameter arena holds
+/// the f32 master weights, the f16 copy is those rounded to nearest even
+/// ([`ParamSet::download_f16`]), and gradients are rounded to f16 when uploaded and again
+/// when a step reads them (so values written through [`ParamSet::grads_mut`] count as f16
+/// too).
 #[derive(Clone, Debug)]
 pub struct ParamSet {
     layout: Arc<Layout>,
+    precision: Precision,
     params: Array1<f32>,
     grads: Array1<f32>,
     has_grad: Vec<bool>,
@@ -260,10 +278,21 @@ pub struct ParamSet {
 impl ParamSet {
     /// Zeroed parameters and gradients for `layout`.
     pub fn new(layout: Layout) -> Self {
+        Self::with_precision(layout, Precision::F32)
+    }
+
+    /// Zeroed f32 master weights and f16 gradients for `layout`, like the GPU's
+    /// [`crate::ParamSet::new_f16`].
+    pub fn new_f16(layout: Layout) -> Self {
+        Self::with_precision(layout, Precision::F16)
+    }
+
+    fn with_precision(layout: Layout, precision: Precision) -> Self {
         let n = layout.arena_len();
         let has_grad = vec![true; layout.tensors().len()];
         Self {
             layout: Arc::new(layout),
+            precision,
             params: Array1::zeros(n),
             grads: Array1::zeros(n),
             has_grad,
@@ -285,14 +314,38 @@ impl ParamSet {
         copy_in(&self.layout, &mut self.params, name, values)
     }
 
-    /// Sets a tensor's gradient.
-    pub fn upload_grad(&mut self, name: &str, values: ArrayViewD<'_, f32>) -> Result<()> {
-        copy_in(&self.layout, &mut self.grads, name, values)
+    /// How parameters and gradients are stored.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
-    /// A copy of a tensor's parameters, in its shape.
+    /// Sets a tensor's gradient, rounded to nearest even in an f16 set.
+    pub fn upload_grad(&mut self, name: &str, values: ArrayViewD<'_, f32>) -> Result<()> {
+        copy_in(&self.layout, &mut self.grads, name, values)?;
+        if self.precision == Precision::F16 {
+            let t = self.layout.tensor(name)?;
+            self.grads
+                .slice_mut(ndarray::s![t.range()])
+                .mapv_inplace(round_to_f16);
+        }
+        Ok(())
+    }
+
+    /// A copy of a tensor's parameters, in its shape (the master weights in an f16 set).
     pub fn download(&self, name: &str) -> Result<ArrayD<f32>> {
         Ok(self.param(name)?.to_owned())
+    }
+
+    /// The f16 copy of a tensor's parameters in an f16 set (the master weights rounded to
+    /// nearest even), widened to f32; fails with [`Error::WrongPrecision`] in an f32 set.
+    pub fn download_f16(&self, name: &str) -> Result<ArrayD<f32>> {
+        if self.precision != Precision::F16 {
+            return Err(Error::WrongPrecision {
+                wanted: Precision::F16,
+                actual: self.precision,
+            });
+        }
+        Ok(self.param(name)?.mapv(round_to_f16))
     }
 
     /// A view of a tensor's parameters, in its shape.
