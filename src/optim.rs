@@ -131,6 +131,11 @@ impl<R: Rule> Fused<R> {
         Ok(())
     }
 
+    /// Fails with [`Error::WrongParamSet`] unless `set` is the one the optimizer was built for.
+    pub(crate) fn check_set(&self, set: &ParamSet) -> Result<()> {
+        self.kernel.check_set(set)
+    }
+
     /// The state arena called `name` (one of [`Rule::state`]): one buffer per
     /// [`ParamSet::arena_buffers`] entry, laid out like it.
     pub fn state_buffers(&self, name: &str) -> Option<&[wgpu::Buffer]> {
