@@ -108,6 +108,76 @@ pub enum Error {
     /// Reading a buffer back from the device failed.
     #[error("reading back from the device failed: {0}")]
     Readback(String),
+
+    /// A checkpoint file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file (or, for a save, the file being replaced).
+        path: std::path::PathBuf,
+        /// What the operating system reported.
+        source: std::io::Error,
+    },
+
+    /// A checkpoint is not a readable safetensors file: truncated, or a corrupt header.
+    #[error("not a readable checkpoint: {0}")]
+    CorruptCheckpoint(String),
+
+    /// A checkpoint's metadata entry is missing or cannot be parsed.
+    #[error("checkpoint metadata `{key}` {reason}")]
+    CheckpointMetadata {
+        /// The metadata key, such as `optimizer.lr`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A checkpoint was written in a format version this crate does not read.
+    #[error("checkpoint format version {found} is not supported; this crate reads {supported}")]
+    CheckpointVersion {
+        /// The version the file declares.
+        found: u32,
+        /// The version this crate reads and writes.
+        supported: u32,
+    },
+
+    /// A checkpoint holds the state of another optimizer.
+    #[error("the checkpoint holds `{found}` optimizer state, not `{expected}`")]
+    WrongOptimizer {
+        /// The optimizer it was loaded into.
+        expected: &'static str,
+        /// The optimizer that wrote it.
+        found: String,
+    },
+
+    /// A tensor the parameter set or the optimizer needs is not in the checkpoint.
+    #[error("the checkpoint has no tensor `{0}`")]
+    MissingCheckpointTensor(String),
+
+    /// The checkpoint holds a tensor the parameter set or the optimizer does not have.
+    #[error("the checkpoint's tensor `{0}` belongs to no tensor or state of this optimizer")]
+    UnexpectedCheckpointTensor(String),
+
+    /// A checkpoint tensor's shape differs from the parameter set's.
+    #[error("checkpoint tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    CheckpointShape {
+        /// The checkpoint tensor.
+        name: String,
+        /// The shape it must have.
+        expected: Vec<usize>,
+        /// The shape in the file.
+        found: Vec<usize>,
+    },
+
+    /// A checkpoint tensor is stored with another element type than the format prescribes.
+    #[error("checkpoint tensor `{name}` is {found}, expected {expected}")]
+    CheckpointDtype {
+        /// The checkpoint tensor.
+        name: String,
+        /// The element type the format prescribes (safetensors' name, such as `F32`).
+        expected: &'static str,
+        /// The element type in the file.
+        found: String,
+    },
 }
 
 /// Shorthand for `Result<T, wgpu_optim::Error>`.

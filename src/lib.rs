@@ -5,7 +5,8 @@
 //! records one fused WGSL dispatch over every tensor into the caller's command encoder, so a
 //! training loop whose backward kernels write gradients into the set can record its whole
 //! step and submit once. [`cpu`] computes the same updates on the host, in the same order of
-//! operations, for checking and for benchmarks.
+//! operations, for checking and for benchmarks. [`checkpoint`] saves a set with its optimizer's
+//! state to a safetensors file and resumes from it, on either side.
 //!
 //! On devices with f16 shaders, [`ParamSet::new_f16`] stores parameters and gradients in f16
 //! beside f32 master weights, which the same optimizers update in f32.
@@ -36,6 +37,7 @@
 
 mod adam;
 mod arena;
+pub mod checkpoint;
 mod context;
 pub mod cpu;
 mod error;
@@ -53,6 +55,7 @@ mod sgd;
 pub mod shaders;
 
 pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
+pub use checkpoint::Checkpoint;
 pub use context::Context;
 pub use error::{Error, Result};
 pub use gd::{Gd, GdConfig};

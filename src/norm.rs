@@ -303,6 +303,19 @@ impl NormKernel {
         Ok(counts.into_iter().map(u64::from).collect())
     }
 
+    /// Sets the device's step counts (queued, so it lands before the next submitted step).
+    pub fn write_counts(&self, counts: &[u64]) {
+        let counts: Vec<u32> = counts
+            .iter()
+            .map(|&t| t.min(u32::MAX as u64) as u32)
+            .collect();
+        if !counts.is_empty() {
+            self.ctx
+                .queue()
+                .write_buffer(&self.guard, 32, bytemuck::cast_slice(&counts));
+        }
+    }
+
     /// Rewrites the bias-correction table (queued; at most as long as the one built).
     pub fn write_bias(&self, bias: &[[f32; 2]]) {
         let at = 32 + self.n_tensors as u64 * 4;

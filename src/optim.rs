@@ -104,7 +104,7 @@ pub struct GradPolicy {
     pub max_norm: Option<f64>,
     /// Skip the whole step (no parameter, state or step count changes) when any gradient is
     /// inf or NaN; default false. Step counts then live on the device: read them with
-    /// [`Fused::read_step_counts`]. Can only be switched before the first step.
+    /// [`Fused::read_step_counts`]. Submit every recorded step before switching it.
     pub skip_non_finite: bool,
 }
 
@@ -245,18 +245,15 @@ impl<R: Rule> Fused<R> {
     }
 
     /// Sets loss scaling, clipping and non-finite skipping for the steps recorded from now
-    /// on. Skipping can only be switched before the first step (it moves the step counts to
-    /// the device); anything invalid is refused and changes nothing.
+    /// on; anything invalid is refused and changes nothing. Switching skipping on or off
+    /// moves the step counts between host and device, so submit every recorded step first;
+    /// the skipped-step count starts again from 0.
     pub fn set_grad_policy(&mut self, set: &ParamSet, policy: GradPolicy) -> Result<()> {
         policy.validate()?;
         self.kernel.check_set(set)?;
         if policy.skip_non_finite != self.policy.skip_non_finite {
-            if self.steps.iter().any(|&t| t > 0) {
-                return Err(Error::InvalidHyperparameter {
-                    name: "skip_non_finite",
-                    value: f64::from(u8::from(policy.skip_non_finite)),
-                    reason: "can only be switched before the first step",
-                });
+            if self.policy.skip_non_finite {
+                self.steps = self.kernel.guard().read_counts(set.context())?;
             }
             let bias = if policy.skip_non_finite {
                 bias_table(&self.config)
@@ -267,6 +264,9 @@ impl<R: Rule> Fused<R> {
                 .map(|i| self.state.get(i).map(Vec::as_slice))
                 .collect();
             self.kernel = StepKernel::new(set, R::NAME, shader::<R>(set), &bound, &bias)?;
+            if policy.skip_non_finite {
+                self.kernel.guard().write_counts(&self.steps);
+            }
         }
         self.policy = policy;
         Ok(())
@@ -296,6 +296,11 @@ impl<R: Rule> Fused<R> {
         } else {
             Ok(self.steps.clone())
         }
+    }
+
+    /// Fails with [`Error::WrongParamSet`] unless `set` is the one the optimizer was built for.
+    pub(crate) fn check_set(&self, set: &ParamSet) -> Result<()> {
+        self.kernel.check_set(set)
     }
 
     /// The state arena called `name` (one of [`Rule::state`]): one buffer per

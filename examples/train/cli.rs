@@ -1,9 +1,11 @@
 //! The command line: options, their defaults and the optimizers they name.
 
+use std::path::PathBuf;
+
 use wgpu_optim::cpu as reference;
-use wgpu_optim::{
-    AdamConfig, AdamWConfig, GdConfig, MomentumConfig, Optimizer, ParamSet, SgdConfig,
-};
+use wgpu_optim::{AdamConfig, AdamWConfig, GdConfig, MomentumConfig, ParamSet, SgdConfig};
+
+use crate::checkpoint::Saving;
 
 pub const USAGE: &str = "\
 Trains a one-hidden-layer MLP on the red wine quality data with GPU optimizers and the CPU
@@ -28,6 +30,15 @@ Options:
   --hidden <n>        hidden units, 1 to 1024 (default 32)
   --tol <f>           stop once the full-batch gradient norm falls below this (default 0:
                       never)
+  --save <path>       save the GPU side's parameters and optimizer state to this
+                      safetensors file at the end (needs --optimizer unless resuming)
+  --save-every <n>    also save after every n-th epoch (needs --save)
+  --resume <path>     start from a file written by --save: the optimizer and its
+                      hyperparameters come from the file, into both the GPU and the CPU
+                      side, and training goes on from the epoch it was saved after up to
+                      --epochs, which counts from the start of the first run. Give the
+                      same --seed, --batch-size and --hidden as the run that saved: the
+                      batches are then the same as those of an uninterrupted run
   --quiet             print the final table only
   --help              print this help
 ";
@@ -53,7 +64,7 @@ pub struct Extras {
 impl Kind {
     pub const ALL: [Kind; 5] = [Kind::Gd, Kind::Momentum, Kind::Sgd, Kind::Adam, Kind::AdamW];
 
-    fn parse(name: &str) -> Option<Self> {
+    pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
@@ -118,8 +129,8 @@ impl Kind {
         lr: f64,
         extras: Extras,
         set: &ParamSet,
-    ) -> wgpu_optim::Result<Box<dyn Optimizer>> {
-        let mut opt: Box<dyn Optimizer> = match self {
+    ) -> wgpu_optim::Result<Box<dyn Saving>> {
+        let mut opt: Box<dyn Saving> = match self {
             Kind::Gd => Box::new(GdConfig::default().init(set)?),
             Kind::Momentum => Box::new(Self::momentum(extras).init(set)?),
             Kind::Sgd => Box::new(Self::sgd(extras).init(set)?),
@@ -159,6 +170,9 @@ pub struct Options {
     pub seed: u64,
     pub hidden: usize,
     pub tol: f64,
+    pub save: Option<PathBuf>,
+    pub save_every: Option<usize>,
+    pub resume: Option<PathBuf>,
     pub quiet: bool,
 }
 
@@ -173,6 +187,9 @@ impl Default for Options {
             seed: 42,
             hidden: 32,
             tol: 0.0,
+            save: None,
+            save_every: None,
+            resume: None,
             quiet: false,
         }
     }
@@ -224,10 +241,38 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Optio
             "--seed" => o.seed = number(&flag, &value()?, |_| true)?,
             "--hidden" => o.hidden = number(&flag, &value()?, |&n| (1..=1024).contains(&n))?,
             "--tol" => o.tol = number(&flag, &value()?, |t: &f64| t.is_finite() && *t >= 0.0)?,
+            "--save" => o.save = Some(PathBuf::from(value()?)),
+            "--save-every" => o.save_every = Some(number(&flag, &value()?, |&n| n > 0)?),
+            "--resume" => o.resume = Some(PathBuf::from(value()?)),
             _ => return Err(format!("unknown option `{arg}`")),
         }
     }
+    check_checkpoint_options(&o)?;
     Ok(Some(o))
+}
+
+/// Refuses combinations of --save, --save-every and --resume that could not do what they say.
+fn check_checkpoint_options(o: &Options) -> Result<(), String> {
+    if o.save_every.is_some() && o.save.is_none() {
+        return Err("--save-every needs --save".into());
+    }
+    if o.save.is_some() && o.resume.is_none() && o.kinds.len() != 1 {
+        return Err("--save needs --optimizer: a checkpoint holds one optimizer".into());
+    }
+    let x = &o.extras;
+    let tuned = o.lr.is_some()
+        || x.momentum.is_some()
+        || x.nesterov
+        || x.weight_decay.is_some()
+        || x.amsgrad;
+    if o.resume.is_some() && tuned {
+        return Err(
+            "--resume takes the optimizer's hyperparameters from the checkpoint; \
+             drop --lr, --momentum, --nesterov, --weight-decay and --amsgrad"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Parses `text` as the value of `flag` and checks it with `valid`.

@@ -5,13 +5,22 @@
 //! ```text
 //! cargo run --release --example train
 //! cargo run --release --example train -- --optimizer gd --batch-size 2000 --epochs 300 --tol 0.04
+//! cargo run --release --example train -- --optimizer adam --epochs 20 --save adam.safetensors
+//! cargo run --release --example train -- --epochs 40 --resume adam.safetensors
 //! ```
+//!
+//! `--save` writes the GPU side's parameters and optimizer state, with the epoch and the
+//! options that decide the batches as notes; `--resume` loads that file into both sides and
+//! trains on up to `--epochs`, counted from the start. The batch generator is replayed through
+//! the epochs already trained, so the resumed GPU side takes the very steps of a run that never
+//! stopped.
 //!
 //! Losses are mean squared errors in quality points squared: features are standardised with
 //! the training split's mean and standard deviation, and the quality is centred on its
 //! training mean (a model that always predicts that mean scores the target's variance, about
 //! 0.65; a linear model about 0.42).
 
+mod checkpoint;
 mod cli;
 mod cpu;
 mod data;
@@ -25,6 +34,7 @@ use std::time::{Duration, Instant};
 use wgpu_optim::cpu as reference;
 use wgpu_optim::{Context, Layout, Optimizer, ParamSet};
 
+use crate::checkpoint::{Resume, Saving};
 use crate::cli::{Kind, Options, USAGE};
 use crate::cpu::CpuModel;
 use crate::data::Rng;
@@ -73,6 +83,12 @@ fn run(o: &Options) -> Result<(), Box<dyn Error>> {
         batch_size: o.batch_size.min(split.train.len()),
     };
 
+    // A checkpoint to resume from is checked against the options before any work.
+    let resume = match &o.resume {
+        Some(path) => Some(Resume::open(path, o)?),
+        None => None,
+    };
+
     // Model on both sides; the GPU set and passes serve every optimizer in turn.
     let ctx = Context::new()?;
     let layout = Model::layout(o.hidden)?;
@@ -103,8 +119,13 @@ fn run(o: &Options) -> Result<(), Box<dyn Error>> {
     }
 
     let mut outcomes = Vec::new();
-    for &kind in &o.kinds {
-        outcomes.push(trainer.train(kind)?);
+    match &resume {
+        Some(resume) => outcomes.push(trainer.train(resume.kind, Some(resume))?),
+        None => {
+            for &kind in &o.kinds {
+                outcomes.push(trainer.train(kind, None)?);
+            }
+        }
     }
     print_summary(&outcomes);
     Ok(())
@@ -156,26 +177,42 @@ struct Trainer<'a> {
 
 impl Trainer<'_> {
     /// Trains with `kind` on both sides in lockstep: each epoch's order is drawn once and fed
-    /// to both, and each side's wall time is counted apart.
-    fn train(&mut self, kind: Kind) -> Result<Outcome, Box<dyn Error>> {
+    /// to both, and each side's wall time is counted apart. With `resume`, both sides start
+    /// from its file, after the epoch it was saved after.
+    fn train(&mut self, kind: Kind, resume: Option<&Resume>) -> Result<Outcome, Box<dyn Error>> {
         let o = self.options;
-        let lr = o.lr.unwrap_or(kind.default_lr());
-
-        // Same initial weights on both sides, and fresh optimizer state.
         let mut cpu_set = reference::ParamSet::new(self.layout.clone());
-        for (name, values) in self
-            .model
-            .initial_weights(&mut Rng::new(o.seed, INIT_STREAM))
-        {
-            self.set.upload(name, values.view())?;
-            cpu_set.upload(name, values.view())?;
-        }
-        let mut gpu_opt = kind.gpu(lr, o.extras, &self.set)?;
-        let mut cpu_opt = kind.cpu(lr, o.extras, &cpu_set)?;
+        let (mut gpu_opt, mut cpu_opt, start) = match resume {
+            // The file's parameters and optimizer state on both sides.
+            Some(resume) => (
+                resume.gpu(&self.set)?,
+                resume.cpu(&mut cpu_set)?,
+                resume.epoch,
+            ),
+
+            // Same initial weights on both sides, and fresh optimizer state.
+            None => {
+                for (name, values) in self
+                    .model
+                    .initial_weights(&mut Rng::new(o.seed, INIT_STREAM))
+                {
+                    self.set.upload(name, values.view())?;
+                    cpu_set.upload(name, values.view())?;
+                }
+                let lr = o.lr.unwrap_or(kind.default_lr());
+                let gpu = kind.gpu(lr, o.extras, &self.set)?;
+                (gpu, kind.cpu(lr, o.extras, &cpu_set)?, 0)
+            }
+        };
+        let lr = gpu_opt.learning_rate();
         let mut params = vec![0.0; self.layout.arena_len()];
 
         if !o.quiet {
-            println!("{} (lr {lr})", kind.name());
+            if start > 0 {
+                println!("{} (lr {lr}), resumed after epoch {start}", kind.name());
+            } else {
+                println!("{} (lr {lr})", kind.name());
+            }
             println!(
                 "{:>5}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>10}",
                 "epoch",
@@ -187,12 +224,26 @@ impl Trainer<'_> {
                 "CPU |grad|"
             );
         }
-        let mut gpu = Side::default();
-        let mut cpu = Side::default();
+        let mut gpu = Side {
+            epochs: start,
+            ..Side::default()
+        };
+        let mut cpu = Side {
+            epochs: start,
+            ..Side::default()
+        };
         let mut batch_rng = Rng::new(o.seed, BATCH_STREAM);
-        for epoch in 0..=o.epochs {
-            // Epoch 0 only evaluates the initial weights.
-            let order = (epoch > 0).then(|| batch_rng.permutation(self.positions.n_train));
+        // Orders of the epochs trained before the save, drawn again and dropped, so each
+        // later epoch gets the order it has in a run that never stopped.
+        for _ in 0..start {
+            batch_rng.permutation(self.positions.n_train);
+        }
+        let mut saved = None;
+        // A checkpoint saved after --epochs is still evaluated once.
+        for epoch in start..=o.epochs.max(start) {
+            let mut gpu_trained = false;
+            // The first pass only evaluates the initial (or resumed) weights.
+            let order = (epoch > start).then(|| batch_rng.permutation(self.positions.n_train));
 
             if !gpu.done {
                 let started = Instant::now();
@@ -201,6 +252,7 @@ impl Trainer<'_> {
                     gpu.epochs = epoch;
                 }
                 gpu.finish_epoch(self.gpu_eval()?, o.tol, started);
+                gpu_trained = order.is_some();
             }
             if !cpu.done {
                 let started = Instant::now();
@@ -214,9 +266,15 @@ impl Trainer<'_> {
             if !o.quiet && (gpu.epochs == epoch || cpu.epochs == epoch) {
                 print_row(epoch, &gpu, &cpu);
             }
+            if gpu_trained && o.save_every.is_some_and(|n| epoch.is_multiple_of(n)) {
+                saved = self.save(gpu_opt.as_ref(), epoch)?;
+            }
             if gpu.done && cpu.done {
                 break;
             }
+        }
+        if saved != Some(gpu.epochs) {
+            self.save(gpu_opt.as_ref(), gpu.epochs)?;
         }
 
         // Parameters of both sides, tensor by tensor (the arena's padding is left out).
@@ -251,6 +309,18 @@ impl Trainer<'_> {
             cpu,
             max_diff,
         })
+    }
+
+    /// Saves the GPU side after `epoch` if --save asks for it, and says which epoch it saved.
+    fn save(&self, opt: &dyn Saving, epoch: usize) -> Result<Option<usize>, Box<dyn Error>> {
+        let Some(path) = &self.options.save else {
+            return Ok(None);
+        };
+        checkpoint::save(opt, &self.set, self.options, epoch, path)?;
+        if !self.options.quiet {
+            println!("saved epoch {epoch} to {}", path.display());
+        }
+        Ok(Some(epoch))
     }
 
     /// One epoch of minibatch steps, each recorded as forward, backward and the optimizer's

@@ -124,14 +124,8 @@ impl<R: Update> Reference<R> {
     /// [`Fused::set_grad_policy`](crate::Fused::set_grad_policy) does on the GPU.
     pub fn set_grad_policy(&mut self, policy: GradPolicy) -> Result<()> {
         policy.validate()?;
-        if policy.skip_non_finite != self.policy.skip_non_finite
-            && self.steps.iter().any(|&t| t > 0)
-        {
-            return Err(Error::InvalidHyperparameter {
-                name: "skip_non_finite",
-                value: f64::from(u8::from(policy.skip_non_finite)),
-                reason: "can only be switched before the first step",
-            });
+        if policy.skip_non_finite != self.policy.skip_non_finite {
+            self.skipped = 0;
         }
         self.policy = policy;
         Ok(())
