@@ -38,6 +38,26 @@ pub trait Optimizer {
 
     /// Bytes of optimizer state held on the device.
     fn state_bytes(&self) -> u64;
+
+    /// Sets loss scaling, clipping and non-finite skipping for the steps recorded from now
+    /// on; anything invalid is refused and changes nothing. Switching skipping on or off
+    /// moves the step counts between host and device, so submit every recorded step first;
+    /// the skipped-step count starts again from 0.
+    fn set_grad_policy(&mut self, set: &ParamSet, policy: GradPolicy) -> Result<()>;
+
+    /// The gradient policy in force.
+    fn grad_policy(&self) -> &GradPolicy;
+
+    /// The L2 norm of the unscaled gradients in the last executed step that computed one
+    /// (with clipping or skipping on); NaN if a gradient was not finite. Reads back.
+    fn read_grad_norm(&self, set: &ParamSet) -> Result<f32>;
+
+    /// How many executed steps were skipped for a non-finite gradient. Reads back.
+    fn read_skipped_steps(&self, set: &ParamSet) -> Result<u64>;
+
+    /// Updates each tensor has received in the executed steps: counted on the device when
+    /// steps may be skipped (reads back), else the recorded counts.
+    fn read_step_counts(&self, set: &ParamSet) -> Result<Vec<u64>>;
 }
 
 /// An update rule: what a config struct tells the shared drivers about its optimizer.
@@ -239,65 +259,6 @@ impl<R: Rule> Fused<R> {
         Ok(())
     }
 
-    /// The gradient policy in force.
-    pub fn grad_policy(&self) -> &GradPolicy {
-        &self.policy
-    }
-
-    /// Sets loss scaling, clipping and non-finite skipping for the steps recorded from now
-    /// on; anything invalid is refused and changes nothing. Switching skipping on or off
-    /// moves the step counts between host and device, so submit every recorded step first;
-    /// the skipped-step count starts again from 0.
-    pub fn set_grad_policy(&mut self, set: &ParamSet, policy: GradPolicy) -> Result<()> {
-        policy.validate()?;
-        self.kernel.check_set(set)?;
-        if policy.skip_non_finite != self.policy.skip_non_finite {
-            if self.policy.skip_non_finite {
-                self.steps = self.kernel.guard().read_counts(set.context())?;
-            }
-            let bias = if policy.skip_non_finite {
-                bias_table(&self.config)
-            } else {
-                Vec::new()
-            };
-            let bound: Vec<Option<&[wgpu::Buffer]>> = (0..R::STATE_BINDINGS)
-                .map(|i| self.state.get(i).map(Vec::as_slice))
-                .collect();
-            self.kernel = StepKernel::new(set, R::NAME, shader::<R>(set), &bound, &bias)?;
-            if policy.skip_non_finite {
-                self.kernel.guard().write_counts(&self.steps);
-            }
-        }
-        self.policy = policy;
-        Ok(())
-    }
-
-    /// The L2 norm of the unscaled gradients in the last executed step that computed one
-    /// (with clipping or skipping on); NaN if a gradient was not finite. Reads back.
-    pub fn read_grad_norm(&self, set: &ParamSet) -> Result<f32> {
-        Ok(self.kernel.guard().read_header(set.context())?.norm)
-    }
-
-    /// How many executed steps were skipped for a non-finite gradient. Reads back.
-    pub fn read_skipped_steps(&self, set: &ParamSet) -> Result<u64> {
-        Ok(self
-            .kernel
-            .guard()
-            .read_header(set.context())?
-            .skipped
-            .into())
-    }
-
-    /// Updates each tensor has received in the executed steps: counted on the device when
-    /// steps may be skipped (reads back), else the recorded counts.
-    pub fn read_step_counts(&self, set: &ParamSet) -> Result<Vec<u64>> {
-        if self.policy.skip_non_finite {
-            self.kernel.guard().read_counts(set.context())
-        } else {
-            Ok(self.steps.clone())
-        }
-    }
-
     /// Fails with [`Error::WrongParamSet`] unless `set` is the one the optimizer was built for.
     pub(crate) fn check_set(&self, set: &ParamSet) -> Result<()> {
         self.kernel.check_set(set)
@@ -347,6 +308,55 @@ impl<R: Rule> Optimizer for Fused<R> {
 
     fn state_bytes(&self) -> u64 {
         self.state.iter().flatten().map(wgpu::Buffer::size).sum()
+    }
+
+    fn grad_policy(&self) -> &GradPolicy {
+        &self.policy
+    }
+
+    fn set_grad_policy(&mut self, set: &ParamSet, policy: GradPolicy) -> Result<()> {
+        policy.validate()?;
+        self.kernel.check_set(set)?;
+        if policy.skip_non_finite != self.policy.skip_non_finite {
+            if self.policy.skip_non_finite {
+                self.steps = self.kernel.guard().read_counts(set.context())?;
+            }
+            let bias = if policy.skip_non_finite {
+                bias_table(&self.config)
+            } else {
+                Vec::new()
+            };
+            let bound: Vec<Option<&[wgpu::Buffer]>> = (0..R::STATE_BINDINGS)
+                .map(|i| self.state.get(i).map(Vec::as_slice))
+                .collect();
+            self.kernel = StepKernel::new(set, R::NAME, shader::<R>(set), &bound, &bias)?;
+            if policy.skip_non_finite {
+                self.kernel.guard().write_counts(&self.steps);
+            }
+        }
+        self.policy = policy;
+        Ok(())
+    }
+
+    fn read_grad_norm(&self, set: &ParamSet) -> Result<f32> {
+        Ok(self.kernel.guard().read_header(set.context())?.norm)
+    }
+
+    fn read_skipped_steps(&self, set: &ParamSet) -> Result<u64> {
+        Ok(self
+            .kernel
+            .guard()
+            .read_header(set.context())?
+            .skipped
+            .into())
+    }
+
+    fn read_step_counts(&self, set: &ParamSet) -> Result<Vec<u64>> {
+        if self.policy.skip_non_finite {
+            self.kernel.guard().read_counts(set.context())
+        } else {
+            Ok(self.steps.clone())
+        }
     }
 }
 

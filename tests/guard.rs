@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use ndarray::arr1;
+use wgpu_optim::cpu::Optimizer as _;
 use wgpu_optim::{
     cpu, Adam, AdamConfig, Error, Gd, GdConfig, GradPolicy, Layout, Optimizer, ParamSet, Sgd,
     SgdConfig,

@@ -4,7 +4,7 @@ use std::error::Error;
 use std::fmt::Write as _;
 
 use ndarray::{ArrayD, IxDyn};
-use wgpu_optim::{AdamConfig, GradPolicy, Layout, ParamSet};
+use wgpu_optim::{AdamConfig, GradPolicy, Layout, Optimizer, ParamSet};
 
 use crate::sections::Bench;
 use crate::show;

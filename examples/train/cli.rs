@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use wgpu_optim::cpu as reference;
-use wgpu_optim::{AdamConfig, AdamWConfig, GdConfig, MomentumConfig, ParamSet, SgdConfig};
+use wgpu_optim::{
+    AdamConfig, AdamWConfig, GdConfig, GradPolicy, MomentumConfig, ParamSet, SgdConfig,
+};
 
 use crate::checkpoint::Saving;
 
@@ -23,6 +25,7 @@ Options:
   --nesterov          sgd with Nesterov momentum
   --weight-decay <f>  sgd and adam (L2, default 0), adamw (decoupled, default 0.01)
   --amsgrad           adam and adamw with AMSGrad
+  --clip <f>          clip each step's gradients to this global L2 norm, on the device
   --epochs <n>        passes over the training split (default 40)
   --batch-size <n>    minibatch size (default 32); at least the training size (1279)
                       gives full-batch gradient descent
@@ -59,6 +62,7 @@ pub struct Extras {
     pub nesterov: bool,
     pub weight_decay: Option<f64>,
     pub amsgrad: bool,
+    pub clip: Option<f64>,
 }
 
 impl Kind {
@@ -138,6 +142,7 @@ impl Kind {
             Kind::AdamW => Box::new(Self::adamw(extras).init(set)?),
         };
         opt.set_learning_rate(lr)?;
+        opt.set_grad_policy(set, extras.policy())?;
         Ok(opt)
     }
 
@@ -156,7 +161,18 @@ impl Kind {
             Kind::AdamW => Box::new(reference::AdamW::new(set, Self::adamw(extras))?),
         };
         opt.set_learning_rate(lr)?;
+        opt.set_grad_policy(extras.policy())?;
         Ok(opt)
+    }
+}
+
+impl Extras {
+    /// Clipping to a global gradient norm when `--clip` asks for it.
+    fn policy(&self) -> GradPolicy {
+        GradPolicy {
+            max_norm: self.clip,
+            ..Default::default()
+        }
     }
 }
 
@@ -236,6 +252,11 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Optio
                 })?)
             }
             "--amsgrad" => o.extras.amsgrad = true,
+            "--clip" => {
+                o.extras.clip = Some(number(&flag, &value()?, |m: &f64| {
+                    m.is_finite() && *m > 0.0
+                })?)
+            }
             "--epochs" => o.epochs = number(&flag, &value()?, |_| true)?,
             "--batch-size" => o.batch_size = number(&flag, &value()?, |&n| n > 0)?,
             "--seed" => o.seed = number(&flag, &value()?, |_| true)?,

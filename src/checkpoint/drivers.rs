@@ -7,6 +7,7 @@ use ndarray::{ArrayViewD, IxDyn};
 use super::{Checkpoint, Hyperparameters};
 use crate::cpu::{self, Reference, Update};
 use crate::optim::Fused;
+use crate::Optimizer;
 use crate::{readback, Error, ParamSet, Result};
 
 impl<R: Hyperparameters> Fused<R> {
@@ -32,7 +33,7 @@ impl<R: Hyperparameters> Fused<R> {
             .collect::<Result<Vec<_>>>()?;
         let state: Vec<&[f32]> = state.iter().map(Vec::as_slice).collect();
         // With non-finite skipping the device holds the counts of the executed steps.
-        let steps = self.read_step_counts(set)?;
+        let steps = Optimizer::read_step_counts(self, set)?;
         Checkpoint::capture(&self.config, set.layout(), &steps, &params, &state)
     }
 

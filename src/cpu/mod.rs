@@ -50,6 +50,20 @@ pub trait Optimizer {
 
     /// How many updates each tensor has received.
     fn step_counts(&self) -> &[u64];
+
+    /// Sets loss scaling, clipping and non-finite skipping, as
+    /// [`crate::Optimizer::set_grad_policy`] does on the GPU.
+    fn set_grad_policy(&mut self, policy: GradPolicy) -> Result<()>;
+
+    /// The gradient policy in force.
+    fn grad_policy(&self) -> &GradPolicy;
+
+    /// The L2 norm of the unscaled gradients in the last step that computed one (with
+    /// clipping or skipping on); NaN if a gradient was not finite.
+    fn last_grad_norm(&self) -> f32;
+
+    /// How many steps were skipped for a non-finite gradient.
+    fn skipped_steps(&self) -> u64;
 }
 
 /// The element-wise arithmetic of a rule, written once more for the CPU in the shader's
@@ -113,33 +127,6 @@ impl<R: Update> Reference<R> {
         check_config_change(&self.config, &config)?;
         self.config = config;
         Ok(())
-    }
-
-    /// The gradient policy in force.
-    pub fn grad_policy(&self) -> &GradPolicy {
-        &self.policy
-    }
-
-    /// Sets loss scaling, clipping and non-finite skipping, as
-    /// [`Fused::set_grad_policy`](crate::Fused::set_grad_policy) does on the GPU.
-    pub fn set_grad_policy(&mut self, policy: GradPolicy) -> Result<()> {
-        policy.validate()?;
-        if policy.skip_non_finite != self.policy.skip_non_finite {
-            self.skipped = 0;
-        }
-        self.policy = policy;
-        Ok(())
-    }
-
-    /// The L2 norm of the unscaled gradients in the last step that computed one (with
-    /// clipping or skipping on); NaN if a gradient was not finite.
-    pub fn last_grad_norm(&self) -> f32 {
-        self.last_norm
-    }
-
-    /// How many steps were skipped for a non-finite gradient.
-    pub fn skipped_steps(&self) -> u64 {
-        self.skipped
     }
 
     /// The state arena called `name` (one of [`Rule::state`]), laid out like the parameters.
@@ -249,6 +236,27 @@ impl<R: Update> Optimizer for Reference<R> {
 
     fn step_counts(&self) -> &[u64] {
         &self.steps
+    }
+
+    fn grad_policy(&self) -> &GradPolicy {
+        &self.policy
+    }
+
+    fn set_grad_policy(&mut self, policy: GradPolicy) -> Result<()> {
+        policy.validate()?;
+        if policy.skip_non_finite != self.policy.skip_non_finite {
+            self.skipped = 0;
+        }
+        self.policy = policy;
+        Ok(())
+    }
+
+    fn last_grad_norm(&self) -> f32 {
+        self.last_norm
+    }
+
+    fn skipped_steps(&self) -> u64 {
+        self.skipped
     }
 }
 
