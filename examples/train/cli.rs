@@ -1,5 +1,7 @@
 //! The command line: options, their defaults and the optimizers they name.
 
+use std::path::PathBuf;
+
 use wgpu_optim::cpu as reference;
 use wgpu_optim::{
     AdamConfig, AdamWConfig, GdConfig, MomentumConfig, Optimizer, ParamSet, SgdConfig,
@@ -28,6 +30,10 @@ Options:
   --hidden <n>        hidden units, 1 to 1024 (default 32)
   --tol <f>           stop once the full-batch gradient norm falls below this (default 0:
                       never)
+  --plot <file.svg>   where the loss curves go (default target/plots/train-losses.svg):
+                      train and test loss per epoch of every optimizer, GPU solid, CPU
+                      reference dashed
+  --no-plot           write no loss curves
   --quiet             print the final table only
   --help              print this help
 ";
@@ -160,6 +166,8 @@ pub struct Options {
     pub hidden: usize,
     pub tol: f64,
     pub quiet: bool,
+    /// Where the loss curves are drawn, if anywhere.
+    pub plot: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -174,6 +182,7 @@ impl Default for Options {
             hidden: 32,
             tol: 0.0,
             quiet: false,
+            plot: Some(PathBuf::from("target/plots/train-losses.svg")),
         }
     }
 }
@@ -219,6 +228,8 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Optio
                 })?)
             }
             "--amsgrad" => o.extras.amsgrad = true,
+            "--plot" => o.plot = Some(PathBuf::from(value()?)),
+            "--no-plot" => o.plot = None,
             "--epochs" => o.epochs = number(&flag, &value()?, |_| true)?,
             "--batch-size" => o.batch_size = number(&flag, &value()?, |&n| n > 0)?,
             "--seed" => o.seed = number(&flag, &value()?, |_| true)?,
