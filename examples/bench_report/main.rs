@@ -5,16 +5,21 @@
 //! cargo run --release --example bench_report [-- --out report.md --max-size 67108864]
 //! ```
 //!
+//! Beside the markdown goes a log-log plot of the bandwidth section, named after it:
+//! `report.md` gets `report-bandwidth.svg`.
+//!
 //! GPU times come from timestamp queries where the adapter has them, else from the wall clock
 //! around submit and wait. Effective bandwidth counts the bytes each optimizer must move per
 //! element (GD 12, momentum and SGD with momentum 20, Adam and AdamW 28), divided by the time.
 
 mod cpu_side;
+mod plot;
 mod policies;
 mod sections;
 
 use std::error::Error;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use wgpu_optim::measure::GpuTimer;
@@ -42,7 +47,11 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|_| "--max-size takes a number of elements".to_owned())?
             }
             "--help" | "-h" => {
-                return Err("usage: bench_report [--out FILE.md] [--max-size ELEMENTS]".into())
+                return Err(
+                    "usage: bench_report [--out FILE.md] [--max-size ELEMENTS]\n\
+                     writes FILE.md (default target/bench-report.md) and FILE-bandwidth.svg"
+                        .into(),
+                )
             }
             other => return Err(format!("unknown option `{other}`; see --help")),
         }
@@ -84,6 +93,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         ctx: &ctx,
         timer: &timer,
         report,
+        bandwidth_points: Vec::new(),
     };
     bench.bandwidth(o.max_size)?;
     bench.many_tensors()?;
@@ -98,7 +108,19 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     std::fs::write(&o.out, &bench.report)?;
     println!("\nwritten to {}", o.out);
+    let svg = plot_path(Path::new(&o.out));
+    plot::draw(&svg, &bench.bandwidth_points, &ctx.describe())?;
+    println!("bandwidth plot written to {}", svg.display());
     Ok(())
+}
+
+/// `dir/name.md` gives `dir/name-bandwidth.svg`.
+fn plot_path(report: &Path) -> PathBuf {
+    let stem = report
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bench-report".into());
+    report.with_file_name(format!("{stem}-bandwidth.svg"))
 }
 
 /// Bytes per second as GB/s (10^9).

@@ -11,7 +11,7 @@ use wgpu_optim::{
     SgdConfig,
 };
 
-use crate::cpu_side;
+use crate::{cpu_side, plot};
 use crate::{gbps, show};
 
 type Res<T = ()> = Result<T, Box<dyn Error>>;
@@ -95,6 +95,8 @@ pub struct Bench<'a> {
     pub ctx: &'a Context,
     pub timer: &'a GpuTimer,
     pub report: String,
+    /// The bandwidth section's figures, for the plot.
+    pub bandwidth_points: Vec<plot::Point>,
 }
 
 impl Bench<'_> {
@@ -175,6 +177,13 @@ impl Bench<'_> {
                 });
 
                 let gpu_gbps = gbps(bytes, gpu);
+                self.bandwidth_points.push(plot::Point {
+                    name: kind.name().to_owned(),
+                    elements: n,
+                    gpu_gbps,
+                    cpu_gbps: gbps(bytes, cpu),
+                    copy_gbps,
+                });
                 writeln!(
                     table,
                     "| {n} | {} | {gpu_gbps:.2} | {copy_gbps:.2} | {:.2} | {} | {:.2} | {:.2} |",

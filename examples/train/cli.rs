@@ -42,6 +42,10 @@ Options:
                       --epochs, which counts from the start of the first run. Give the
                       same --seed, --batch-size and --hidden as the run that saved: the
                       batches are then the same as those of an uninterrupted run
+  --plot <file.svg>   where the loss curves go (default target/plots/train-losses.svg):
+                      train and test loss per epoch of every optimizer, GPU solid, CPU
+                      reference dashed
+  --no-plot           write no loss curves
   --quiet             print the final table only
   --help              print this help
 ";
@@ -190,6 +194,8 @@ pub struct Options {
     pub save_every: Option<usize>,
     pub resume: Option<PathBuf>,
     pub quiet: bool,
+    /// Where the loss curves are drawn, if anywhere.
+    pub plot: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -207,6 +213,7 @@ impl Default for Options {
             save_every: None,
             resume: None,
             quiet: false,
+            plot: Some(PathBuf::from("target/plots/train-losses.svg")),
         }
     }
 }
@@ -257,6 +264,8 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Optio
                     m.is_finite() && *m > 0.0
                 })?)
             }
+            "--plot" => o.plot = Some(PathBuf::from(value()?)),
+            "--no-plot" => o.plot = None,
             "--epochs" => o.epochs = number(&flag, &value()?, |_| true)?,
             "--batch-size" => o.batch_size = number(&flag, &value()?, |&n| n > 0)?,
             "--seed" => o.seed = number(&flag, &value()?, |_| true)?,

@@ -19,6 +19,9 @@
 //! the training split's mean and standard deviation, and the quality is centred on its
 //! training mean (a model that always predicts that mean scores the target's variance, about
 //! 0.65; a linear model about 0.42).
+//!
+//! The train and test loss curves of every run are drawn to `target/plots/train-losses.svg`
+//! (`--plot` elsewhere, `--no-plot` not at all).
 
 mod checkpoint;
 mod cli;
@@ -26,6 +29,7 @@ mod cpu;
 mod data;
 mod gpu;
 mod model;
+mod plot;
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -128,7 +132,40 @@ fn run(o: &Options) -> Result<(), Box<dyn Error>> {
         }
     }
     print_summary(&outcomes);
+    if let Some(file) = &o.plot {
+        draw_losses(file, &outcomes, o)?;
+        if !o.quiet {
+            println!("\nloss curves written to {}", file.display());
+        }
+    }
     Ok(())
+}
+
+/// Train and test loss curves of every run, GPU and CPU.
+fn draw_losses(
+    file: &std::path::Path,
+    outcomes: &[Outcome],
+    o: &Options,
+) -> Result<(), Box<dyn Error>> {
+    let points = |side: &Side| {
+        side.curve
+            .iter()
+            .map(|&(epoch, e)| (epoch, e.train, e.test))
+            .collect()
+    };
+    let curves: Vec<plot::Curves> = outcomes
+        .iter()
+        .map(|r| plot::Curves {
+            label: format!("{}, lr {}", r.kind.name(), r.lr),
+            gpu: points(&r.gpu),
+            cpu: points(&r.cpu),
+        })
+        .collect();
+    let title = format!(
+        "Red wine quality, 11 -> {} tanh -> 1, batches of {}, seed {}",
+        o.hidden, o.batch_size, o.seed
+    );
+    plot::draw(file, &curves, &title)
 }
 
 /// Losses and gradient norm of one side after an epoch.
@@ -146,6 +183,8 @@ struct Side {
     last: Option<Eval>,
     done: bool,
     time: Duration,
+    /// Every evaluation so far, by epoch, for the loss curves.
+    curve: Vec<(usize, Eval)>,
 }
 
 impl Side {
@@ -153,6 +192,7 @@ impl Side {
     fn finish_epoch(&mut self, eval: Eval, tol: f64, started: Instant) {
         self.time += started.elapsed();
         self.last = Some(eval);
+        self.curve.push((self.epochs, eval));
         self.done = eval.norm < tol;
     }
 }
