@@ -3,7 +3,7 @@
 
 use crate::kernel::{flags, one_minus, StepUniform};
 use crate::optim::{check_beta, check_lr, check_non_negative, Fused, Rule};
-use crate::{shaders, ParamSet, Result};
+use crate::{shaders, Error, ParamSet, Result};
 
 /// Adam on the GPU; state: first and second moments (8 bytes per parameter), plus the
 /// running maximum of the second moment with AMSGrad (12 in all).
@@ -81,7 +81,16 @@ impl Rule for AdamConfig {
         check_beta("beta1", self.beta1)?;
         check_beta("beta2", self.beta2)?;
         check_non_negative("eps", self.eps)?;
-        check_non_negative("weight_decay", self.weight_decay)
+        check_non_negative("weight_decay", self.weight_decay)?;
+        let decay = (1.0 - self.lr * self.weight_decay) as f32;
+        if self.decoupled_weight_decay && !decay.is_finite() {
+            return Err(Error::InvalidHyperparameter {
+                name: "weight_decay",
+                value: self.weight_decay,
+                reason: "1 - lr * weight_decay must be finite in f32",
+            });
+        }
+        Ok(())
     }
 
     fn lr(&self) -> f64 {

@@ -109,6 +109,12 @@ impl NormKernel {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        // Room for any table when steps may be skipped, so new betas can replace it.
+        let capacity = if bias.is_empty() {
+            0
+        } else {
+            crate::optim::BIAS_CAPACITY.max(bias.len())
+        };
         let bias = if bias.is_empty() {
             &[[1.0, 1.0]][..]
         } else {
@@ -124,6 +130,10 @@ impl NormKernel {
         let mut contents = bytemuck::bytes_of(&header).to_vec();
         contents.extend(std::iter::repeat_n(0u8, n_tensors * 4));
         contents.extend_from_slice(bytemuck::cast_slice(bias));
+        contents.resize(
+            contents.len() + (capacity.saturating_sub(bias.len())) * 8,
+            0,
+        );
         let guard = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("wgpu-optim guard"),
             contents: &contents,
@@ -316,12 +326,15 @@ impl NormKernel {
         }
     }
 
-    /// Rewrites the bias-correction table (queued; at most as long as the one built).
+    /// Replaces the bias-correction table (queued; at most `BIAS_CAPACITY` entries, which
+    /// the guard holds whenever it has a table at all).
     pub fn write_bias(&self, bias: &[[f32; 2]]) {
         let at = 32 + self.n_tensors as u64 * 4;
-        self.ctx
-            .queue()
-            .write_buffer(&self.guard, at, bytemuck::cast_slice(bias));
+        let queue = self.ctx.queue();
+        queue.write_buffer(&self.guard, at, bytemuck::cast_slice(bias));
+        // The header's bias_len, so steps past the new table read its last entry.
+        let len = [bias.len() as u32];
+        queue.write_buffer(&self.guard, 20, bytemuck::cast_slice(&len));
     }
 
     /// Norm alone, for [`ParamSet::record_grad_norm`].

@@ -141,18 +141,19 @@ impl Default for GradPolicy {
 impl GradPolicy {
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
-        if !(self.loss_scale.is_finite() && self.loss_scale > 0.0) {
+        let inverse = (1.0 / self.loss_scale) as f32;
+        if !(self.loss_scale.is_finite() && self.loss_scale > 0.0 && inverse.is_normal()) {
             return Err(Error::InvalidHyperparameter {
                 name: "loss_scale",
                 value: self.loss_scale,
-                reason: "must be finite and > 0",
+                reason: "must be > 0 with 1 / loss_scale a normal f32",
             });
         }
         match self.max_norm {
-            Some(m) if !(m.is_finite() && m > 0.0) => Err(Error::InvalidHyperparameter {
+            Some(m) if !(m > 0.0 && (m as f32).is_finite()) => Err(Error::InvalidHyperparameter {
                 name: "max_norm",
                 value: m,
-                reason: "must be finite and > 0",
+                reason: "must be > 0 and finite in f32",
             }),
             _ => Ok(()),
         }
@@ -172,18 +173,27 @@ impl GradPolicy {
     }
 }
 
-/// Elements of the bias-correction table: up to the step from which both corrections are
-/// exactly 1 in f32 (a later `t` reads the last entry), at most 2^20.
-pub(crate) fn bias_table<R: Rule>(config: &R) -> Vec<[f32; 2]> {
+/// Entries the device's bias-correction table can hold (8 MiB).
+pub(crate) const BIAS_CAPACITY: usize = 1 << 20;
+
+/// The bias-correction table: entries up to the step from which both corrections are
+/// exactly 1 in f32 (a later `t` reads the last entry). Betas so close to 1 that this takes
+/// more than [`BIAS_CAPACITY`] steps are refused rather than corrected wrongly.
+pub(crate) fn bias_table<R: Rule>(config: &R) -> Result<Vec<[f32; 2]>> {
     let mut table = vec![[1.0, 1.0]];
-    for t in 1..1u64 << 20 {
+    for t in 1..BIAS_CAPACITY as u64 {
         let entry = config.bias_corrections(t);
         table.push(entry);
         if entry == [1.0, 1.0] {
-            break;
+            return Ok(table);
         }
     }
-    table
+    Err(Error::InvalidHyperparameter {
+        name: "beta2",
+        value: f64::NAN,
+        reason: "too close to 1 to skip non-finite steps: the bias corrections do not reach 1 \
+                 within 2^20 steps",
+    })
 }
 
 /// Step size and sqrt(1 - beta2^t) as the device computes them when steps may be skipped:
@@ -253,7 +263,7 @@ impl<R: Rule> Fused<R> {
     pub fn set_config(&mut self, config: R) -> Result<()> {
         check_config_change(&self.config, &config)?;
         if self.policy.skip_non_finite {
-            self.kernel.guard().write_bias(&bias_table(&config));
+            self.kernel.guard().write_bias(&bias_table(&config)?);
         }
         self.config = config;
         Ok(())
@@ -322,7 +332,16 @@ impl<R: Rule> Optimizer for Fused<R> {
                 self.steps = self.kernel.guard().read_counts(set.context())?;
             }
             let bias = if policy.skip_non_finite {
-                bias_table(&self.config)
+                // The device counts in u32.
+                let most = self.steps.iter().copied().max().unwrap_or(0);
+                if most >= u32::MAX as u64 {
+                    return Err(Error::LimitExceeded {
+                        what: "step count of a tensor when skipping non-finite steps",
+                        requested: most,
+                        limit: u32::MAX as u64 - 1,
+                    });
+                }
+                bias_table(&self.config)?
             } else {
                 Vec::new()
             };
@@ -339,10 +358,12 @@ impl<R: Rule> Optimizer for Fused<R> {
     }
 
     fn read_grad_norm(&self, set: &ParamSet) -> Result<f32> {
+        self.kernel.check_set(set)?;
         Ok(self.kernel.guard().read_header(set.context())?.norm)
     }
 
     fn read_skipped_steps(&self, set: &ParamSet) -> Result<u64> {
+        self.kernel.check_set(set)?;
         Ok(self
             .kernel
             .guard()
@@ -352,6 +373,7 @@ impl<R: Rule> Optimizer for Fused<R> {
     }
 
     fn read_step_counts(&self, set: &ParamSet) -> Result<Vec<u64>> {
+        self.kernel.check_set(set)?;
         if self.policy.skip_non_finite {
             self.kernel.guard().read_counts(set.context())
         } else {
@@ -391,15 +413,16 @@ pub(crate) fn check_beta(name: &'static str, beta: f64) -> Result<()> {
     }
 }
 
-/// Rejects a negative or non-finite value.
+/// Rejects a negative value, or one that is not finite in f64 or once rounded to the f32
+/// the kernels use.
 pub(crate) fn check_non_negative(name: &'static str, value: f64) -> Result<()> {
-    if value.is_finite() && value >= 0.0 {
+    if value.is_finite() && (value as f32).is_finite() && value >= 0.0 {
         Ok(())
     } else {
         Err(Error::InvalidHyperparameter {
             name,
             value,
-            reason: "must be finite and >= 0",
+            reason: "must be >= 0 and finite in f32",
         })
     }
 }

@@ -311,3 +311,155 @@ fn invalid_policies_are_typed_errors() {
         Err(Error::WrongParamSet)
     ));
 }
+
+/// New betas while skipping is on replace the device's whole bias table, longer or shorter.
+#[test]
+fn new_betas_while_skipping_match_the_reference() {
+    let cases = [
+        (
+            AdamConfig::default(),
+            AdamConfig {
+                beta1: 0.5,
+                beta2: 0.5,
+                ..adam(0.01)
+            },
+        ),
+        (
+            AdamConfig {
+                beta1: 0.0,
+                beta2: 0.0,
+                ..adam(0.01)
+            },
+            AdamConfig::default(),
+        ),
+    ];
+    on_every_adapter(|ctx| {
+        for (before, after) in cases {
+            let layout = layout_of(&[5]);
+            let mut rng = Rng::new(8);
+            let values = vec![rng.array(&[5])];
+            let (gpu, mut host) = twin_sets(ctx, &layout, &values);
+            let mut opt = Adam::new(&gpu, before).unwrap();
+            let mut reference = cpu::Adam::new(&host, before).unwrap();
+            opt.set_grad_policy(&gpu, skip()).unwrap();
+            reference.set_grad_policy(skip()).unwrap();
+            for step in 0..40 {
+                if step == 1 {
+                    opt.set_config(after).unwrap();
+                    reference.set_config(after).unwrap();
+                }
+                let grads = vec![rng.array(&[5])];
+                set_grads(&gpu, &mut host, &grads);
+                opt.step_submit(&gpu).unwrap();
+                cpu::Optimizer::step(&mut reference, &mut host).unwrap();
+            }
+            assert_many_steps_close(&gpu_params(&gpu), &cpu_params(&host), "new betas");
+        }
+    });
+}
+
+/// Betas whose bias corrections never reach 1 within the device table are refused.
+#[test]
+fn betas_too_close_to_one_for_the_table_are_refused() {
+    let ctx = &contexts()[0];
+    let set = scalar_set(ctx, &[1.0]);
+    let near_one = AdamConfig {
+        beta2: 1.0 - 1e-9,
+        ..Default::default()
+    };
+    let mut opt = Adam::new(&set, near_one).unwrap();
+    assert!(matches!(
+        opt.set_grad_policy(&set, skip()),
+        Err(Error::InvalidHyperparameter { name: "beta2", .. })
+    ));
+    let mut opt = Adam::new(&set, AdamConfig::default()).unwrap();
+    opt.set_grad_policy(&set, skip()).unwrap();
+    assert!(matches!(
+        opt.set_config(near_one),
+        Err(Error::InvalidHyperparameter { name: "beta2", .. })
+    ));
+}
+
+/// Gradients whose squares overflow f32 give an infinite norm on both sides, so clipping
+/// stops the step on both.
+#[test]
+fn norms_past_f32_agree_with_the_reference() {
+    let policy = GradPolicy {
+        max_norm: Some(1.0),
+        ..Default::default()
+    };
+    on_every_adapter(|ctx| {
+        let layout = layout_of(&[4]);
+        let values = vec![ndarray::ArrayD::zeros(ndarray::IxDyn(&[4]))];
+        let (gpu, mut host) = twin_sets(ctx, &layout, &values);
+        let grads = vec![ndarray::ArrayD::from_elem(ndarray::IxDyn(&[4]), 1e19f32)];
+        set_grads(&gpu, &mut host, &grads);
+        let mut opt = Gd::new(&gpu, GdConfig { lr: 1.0 }).unwrap();
+        let mut reference = cpu::Gd::new(&host, GdConfig { lr: 1.0 }).unwrap();
+        opt.set_grad_policy(&gpu, policy).unwrap();
+        reference.set_grad_policy(policy).unwrap();
+        opt.step_submit(&gpu).unwrap();
+        cpu::Optimizer::step(&mut reference, &mut host).unwrap();
+        assert_eq!(gpu_params(&gpu), cpu_params(&host));
+        assert!(opt.read_grad_norm(&gpu).unwrap().is_infinite());
+        assert!(reference.last_grad_norm().is_infinite());
+    });
+}
+
+#[test]
+fn reads_refuse_another_set() {
+    let ctx = &contexts()[0];
+    let (a, b) = (scalar_set(ctx, &[1.0]), scalar_set(ctx, &[1.0]));
+    let opt = Adam::new(&a, adam(0.01)).unwrap();
+    assert!(matches!(opt.read_grad_norm(&b), Err(Error::WrongParamSet)));
+    assert!(matches!(
+        opt.read_skipped_steps(&b),
+        Err(Error::WrongParamSet)
+    ));
+    assert!(matches!(
+        opt.read_step_counts(&b),
+        Err(Error::WrongParamSet)
+    ));
+}
+
+/// Values finite in f64 but not in the f32 the kernels use are refused.
+#[test]
+fn values_past_f32_are_refused() {
+    let ctx = &contexts()[0];
+    let set = scalar_set(ctx, &[1.0]);
+    assert!(Gd::new(&set, GdConfig { lr: 1e39 }).is_err());
+    assert!(Adam::new(
+        &set,
+        AdamConfig {
+            eps: 1e39,
+            ..Default::default()
+        }
+    )
+    .is_err());
+    let adamw = wgpu_optim::AdamWConfig {
+        lr: 1e30,
+        weight_decay: 1e30,
+        ..Default::default()
+    };
+    assert!(matches!(
+        wgpu_optim::AdamW::new(&set, adamw),
+        Err(Error::InvalidHyperparameter {
+            name: "weight_decay",
+            ..
+        })
+    ));
+    let mut opt = Gd::new(&set, GdConfig { lr: 0.1 }).unwrap();
+    for loss_scale in [1e-50, 1e300] {
+        let policy = GradPolicy {
+            loss_scale,
+            ..Default::default()
+        };
+        assert!(matches!(
+            opt.set_grad_policy(&set, policy),
+            Err(Error::InvalidHyperparameter {
+                name: "loss_scale",
+                ..
+            })
+        ));
+    }
+}

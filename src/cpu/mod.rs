@@ -397,7 +397,8 @@ impl ParamSet {
         &self.has_grad
     }
 
-    /// L2 norm of all gradients, summed in f64.
+    /// L2 norm of all gradients, summed in f64 (the device's [`crate::ParamSet::grad_norm`]
+    /// sums in f32, so it is inf once the sum of squares passes f32's range, about 3.4e38).
     pub fn grad_norm(&self) -> f64 {
         let grads = self.grads.as_slice().unwrap_or(&[]);
         self.layout
@@ -484,8 +485,11 @@ fn guard(layout: &Layout, grads: &[f32], inv_scale: f32) -> (f32, bool) {
                 })
         })
         .reduce(|| (0.0, false), |a, b| (a.0 + b.0, a.1 || b.1));
+    // The device sums squares in f32: past f32's range its norm is inf, and so is this one.
     let norm = if non_finite {
         f32::NAN
+    } else if (sum as f32).is_infinite() {
+        f32::INFINITY
     } else {
         sum.sqrt() as f32
     };
