@@ -23,60 +23,72 @@ fn parse_with(
     (module, info)
 }
 
+/// Translates `module` to SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) at `shader_model`, and,
+/// with `glsl`, to GLSL per entry point as wgpu's GL backend does; panics on any error.
+fn translate(
+    name: &str,
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    shader_model: hlsl::ShaderModel,
+    glsl: bool,
+) {
+    assert!(!module.entry_points.is_empty(), "{name}: no entry point");
+
+    // Vulkan.
+    spv::write_vec(module, info, &spv::Options::default(), None)
+        .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
+
+    // Metal.
+    let msl_options = msl::Options {
+        lang_version: (2, 1),
+        ..Default::default()
+    };
+    msl::write_string(module, info, &msl_options, &msl::PipelineOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: MSL: {e}"));
+
+    // DX12.
+    let mut hlsl_out = String::new();
+    let hlsl_options = hlsl::Options {
+        shader_model,
+        ..Default::default()
+    };
+    hlsl::Writer::new(
+        &mut hlsl_out,
+        &hlsl_options,
+        &hlsl::PipelineOptions::default(),
+    )
+    .write(module, info, None)
+    .unwrap_or_else(|e| panic!("{name}: HLSL: {e}"));
+
+    // GL: one translation per entry point.
+    if !glsl {
+        return;
+    }
+    for ep in &module.entry_points {
+        let mut glsl_out = String::new();
+        let pipeline = glsl::PipelineOptions {
+            shader_stage: naga::ShaderStage::Compute,
+            entry_point: ep.name.clone(),
+            multiview: None,
+        };
+        glsl::Writer::new(
+            &mut glsl_out,
+            module,
+            info,
+            &glsl::Options::default(),
+            &pipeline,
+            naga::proc::BoundsCheckPolicies::default(),
+        )
+        .and_then(|mut w| w.write())
+        .unwrap_or_else(|e| panic!("{name}/{}: GLSL: {e}", ep.name));
+    }
+}
+
 #[test]
 fn every_kernel_translates_to_every_backend() {
     for (name, source) in shaders::ALL {
         let (module, info) = parse(name, source);
-        assert!(!module.entry_points.is_empty(), "{name}: no entry point");
-
-        // Vulkan.
-        spv::write_vec(&module, &info, &spv::Options::default(), None)
-            .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
-
-        // Metal.
-        let msl_options = msl::Options {
-            lang_version: (2, 1),
-            ..Default::default()
-        };
-        msl::write_string(
-            &module,
-            &info,
-            &msl_options,
-            &msl::PipelineOptions::default(),
-        )
-        .unwrap_or_else(|e| panic!("{name}: MSL: {e}"));
-
-        // DX12.
-        let mut hlsl_out = String::new();
-        let hlsl_options = hlsl::Options::default();
-        hlsl::Writer::new(
-            &mut hlsl_out,
-            &hlsl_options,
-            &hlsl::PipelineOptions::default(),
-        )
-        .write(&module, &info, None)
-        .unwrap_or_else(|e| panic!("{name}: HLSL: {e}"));
-
-        // GL: one translation per entry point, as the GL backend does.
-        for ep in &module.entry_points {
-            let mut glsl_out = String::new();
-            let options = glsl::Options::default();
-            let pipeline = glsl::PipelineOptions {
-                shader_stage: naga::ShaderStage::Compute,
-                entry_point: ep.name.clone(),
-                multiview: None,
-            };
-            glsl::Writer::new(
-                &mut glsl_out,
-                &module,
-                &info,
-                &options,
-                &pipeline,
-                naga::proc::BoundsCheckPolicies::default(),
-            )
-            .and_then(|mut w| w.write())
-            .unwrap_or_else(|e| panic!("{name}/{}: GLSL: {e}", ep.name));
-        }
+        translate(name, &module, &info, hlsl::ShaderModel::V5_1, true);
     }
 }
 
@@ -147,42 +159,11 @@ fn step_structs_mirror_the_shader_header() {
 fn every_f16_kernel_translates_to_the_backends_with_f16() {
     for (name, source) in shaders::ALL_F16 {
         let (module, info) = parse_with(name, source, Capabilities::SHADER_FLOAT16);
-        assert!(!module.entry_points.is_empty(), "{name}: no entry point");
-
-        // Vulkan.
-        spv::write_vec(&module, &info, &spv::Options::default(), None)
-            .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
-
-        // Metal: `half` is core MSL.
-        let msl_options = msl::Options {
-            lang_version: (2, 1),
-            ..Default::default()
-        };
-        msl::write_string(
-            &module,
-            &info,
-            &msl_options,
-            &msl::PipelineOptions::default(),
-        )
-        .unwrap_or_else(|e| panic!("{name}: MSL: {e}"));
-
-        // DX12: 16-bit types need shader model 6.2.
-        let mut hlsl_out = String::new();
-        let hlsl_options = hlsl::Options {
-            shader_model: hlsl::ShaderModel::V6_2,
-            ..Default::default()
-        };
-        hlsl::Writer::new(
-            &mut hlsl_out,
-            &hlsl_options,
-            &hlsl::PipelineOptions::default(),
-        )
-        .write(&module, &info, None)
-        .unwrap_or_else(|e| panic!("{name}: HLSL: {e}"));
-
-        // GL is skipped: naga 30's GLSL writer has no 16-bit floats (it answers
-        // `UnsupportedScalar` for f16), and wgpu's GL backend never offers SHADER_F16, so
-        // f16 sets are refused there with `Error::MissingFeature` before any shader is made.
+        // DX12 needs shader model 6.2 for 16-bit types. GL is skipped: naga 30's GLSL writer
+        // has no 16-bit floats (it answers `UnsupportedScalar`), and wgpu's GL backend never
+        // offers SHADER_F16, so f16 sets are refused there with `Error::MissingFeature`
+        // before any shader is made.
+        translate(name, &module, &info, hlsl::ShaderModel::V6_2, false);
     }
 }
 
